@@ -1,0 +1,16 @@
+"""Primitive registry: signatures, families, temporal classes, cost formulas."""
+
+from .registry import Bindings, Constraint, Primitive, Registry, RegistryError, numel, per_element, primitive
+
+
+def registry() -> Registry:
+    """The registry of every primitive the loaded plugins provide."""
+    from ..plugins import primitive_registry
+
+    return primitive_registry()
+
+
+__all__ = [
+    "Bindings", "Constraint", "Primitive", "Registry", "RegistryError", "numel", "per_element",
+    "primitive", "registry",
+]

@@ -1,0 +1,19 @@
+"""The built-in primitives of genesys-dsl, registered as a plugin like any other.
+
+Each module holds one family group and exposes `PRIMITIVES`, a list built with
+`genesys_dsl.ops.primitive`. Parameter and FLOP formulas follow the conventions in
+docs/language.md: a multiply-add is 2 FLOPs; FLOPs are forward, per token.
+"""
+
+from genesys_dsl.hookspecs import hookimpl
+
+from . import convs, heads, mixers, norms, pointwise, projections
+
+MODULES = (projections, pointwise, norms, heads, convs, mixers)
+
+
+@hookimpl
+def register_primitives(register):
+    for module in MODULES:
+        for prim in module.PRIMITIVES:
+            register(prim)
