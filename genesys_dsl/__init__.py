@@ -9,6 +9,7 @@ The public API, in the order data flows through it:
 """
 
 from .check import Report, Stats, check, stats
+from .hookspecs import hookimpl
 from .ir import Design, same_design, strip_spans
 from .scales import scales
 from .syntax.diagnostics import Diagnostic, DSLError
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Report",
+    "hookimpl",
     "Stats",
     "check",
     "scales",

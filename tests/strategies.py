@@ -84,7 +84,7 @@ _expr_leaves = st.one_of(
     names.map(lambda n: ir.Name(id=n)),
     st.integers(0, 10**12).map(lambda v: ir.IntLit(value=v)),
     st.floats(min_value=0.0, allow_nan=False, allow_infinity=False).map(lambda v: ir.FloatLit(value=v)),
-    st.sampled_from([1e-06, 0.5, 1e16, 2.0]).map(lambda v: ir.FloatLit(value=v)),
+    st.sampled_from([1e-06, 0.5, 1e16, 2.0, -0.0]).map(lambda v: ir.FloatLit(value=v)),
     st.booleans().map(lambda v: ir.BoolLit(value=v)),
     names.map(lambda f: ir.Call(func=f)),
 )

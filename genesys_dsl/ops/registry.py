@@ -72,6 +72,11 @@ class Primitive:
         return unparse_signature(self.signature)
 
     @property
+    def learns(self) -> bool:
+        """Whether the primitive has learned parameters, probed at generic sizes."""
+        return self.params(probe_bindings(self)) > 0
+
+    @property
     def tensor_inputs(self) -> list[ir.Param]:
         return [p for p in self.signature.params if isinstance(p.type, ir.SeqType)]
 
@@ -142,6 +147,24 @@ def _with_plugin(prim: Primitive, plugin: str) -> Primitive:
     from dataclasses import replace
 
     return replace(prim, plugin=plugin)
+
+
+def probe_bindings(prim: Primitive, size: int = 8) -> dict[str, Any]:
+    """Every name of the signature bound to a plausible value: sizes to `size`,
+    hyperparameters to their defaults (or `size` / true when they have none)."""
+    out: dict[str, Any] = {"L": 4 * size}
+    for p in prim.signature.params:
+        if isinstance(p.type, ir.SeqType):
+            for d in p.type.dims:
+                if isinstance(d, ir.RestDim):
+                    out[d.name] = (size,)
+                elif isinstance(d, ir.Name):
+                    out.setdefault(d.id, size)
+        elif p.default is not None:
+            out[p.name] = p.default
+        else:
+            out[p.name] = True if p.type.kind == "bool" else size
+    return out
 
 
 # ---------------------------------------------------------------- formula helpers

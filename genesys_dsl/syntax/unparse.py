@@ -43,7 +43,7 @@ def expr(e) -> str:
     if isinstance(e, ir.BoolLit):
         return "true" if e.value else "false"
     if isinstance(e, (ir.IntLit, ir.FloatLit)):
-        return value(e.value)
+        return value(abs(e.value))  # FloatLit(-0.0) is valid (>= 0): print 0.0, not a negation
     if isinstance(e, ir.Call):
         args = [expr(a) for a in e.args] + [f"{k.name}={expr(k.value)}" for k in e.keywords]
         return f"{e.func}({', '.join(args)})"
@@ -84,6 +84,11 @@ def outputs(outs: list[ir.Output]) -> str:
     if len(outs) == 1 and outs[0].name is None:
         return type_(outs[0].type)
     return "(" + ", ".join(f"{o.name}: {type_(o.type)}" for o in outs) + ")"
+
+
+def signature_line(head: str, params: list[ir.Param], outs: list[ir.Output]) -> str:
+    """`head(params) -> outputs` on one line, however long."""
+    return f"{head}({', '.join(param(p) for p in params)}) -> {outputs(outs)}"
 
 
 def signature(head: str, params: list[ir.Param], outs: list[ir.Output], indent: str = "") -> str:

@@ -1,0 +1,34 @@
+# Two entry points for a fresh clone (see README.md): `make run` and `make test`.
+# Both create the virtualenv in .venv on first use; torch is pinned by constraints.txt.
+
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+
+.PHONY: install run test bench docs
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+# The main job on the bundled seed specs: check them, show their unit trees, count them.
+run: $(STAMP)
+	$(VENV)/bin/genesys check specs/
+	$(VENV)/bin/genesys show specs/
+	$(VENV)/bin/genesys stats specs/ --scale cpu-xs --scale 14M
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_frontend.py
+
+# Regenerate the primitives table in docs/language.md from the registry.
+docs: $(STAMP)
+	$(PY) -m genesys_dsl.reference --write-docs docs/language.md
