@@ -33,37 +33,38 @@ LIMIT_S = 5.0  # for inputs of a few KB: generous, it only tells a hang from slo
 BIG_LIMIT_S = 10.0  # for 1 MB inputs and 100,000-term expressions
 
 SPEC = '''\
-# A pre-norm transformer block: rotary causal attention, then a SwiGLU MLP.
-design transformer_mut "Pre-norm Transformer \\"mutation\\" seed:\\trotary attention + SwiGLU"
-scaffold(positions=none, tie_embeddings=true, dropout=0.0)
+# A pre-norm transformer block: rotary causal attention, then a gated MLP.
+design transformer_mut "Pre-norm Transformer \\"mutation\\" seed:\\trotary attention + gated MLP"
+scaffold(positions=none)
 
-block(x: seq[D], heads: int = 8 in {4, 8, 16}, ratio: float = 2.667 in 1.0..8.0) -> seq[D] {
+block(x: seq[D], ratio: float = 2.667 in 1.0..8.0) -> seq[D] {
     """Attention, then the MLP, each in a residual branch.
 
     Both branches see RMSNorm-ed inputs."""
-    h = x + Attention(RMSNorm(x), heads=heads)  # residual around attention
-    return h + MLP(RMSNorm(h), hidden=multiple_of(ratio * D, 8))
+    h = x + Attention(RMSNorm(x), heads=8)  # residual around attention
+    y, gate = MLP(RMSNorm(h), hidden=multiple_of(ratio * D, 8))
+    return h + y + Linear(silu(gate), D) / 2
 }
 
-# Causal multi-head self-attention with rotary positions on queries and keys.
+# Causal multi-head self-attention, rotary positions on queries and keys.
 unit Attention(
     x: seq[D],
     heads: int = 8 in 1..64,  # number of heads
-    # attention logits are scaled by 1/sqrt(D / heads)
+    # queries and keys are normalised per head
     eps: float = 1e-06 in {1e-06, 1e-05},
     bias: float = -0.5 in -1.0..1.0,
 ) -> seq[D] {
-    q = rotary(split_heads(Linear(x, out=D), heads))
-    k = rotary(split_heads(Linear(x, out=D), heads))
-    v = split_heads(Linear(x, out=D, bias=false), heads)
+    q = rotary(HeadRMSNorm(split_heads(Linear(x, D), heads), eps=eps))
+    k = rotary(HeadRMSNorm(split_heads(Linear(x, D), heads), eps=eps))
+    v = split_heads(Linear(x, D, bias=false), heads)
     a = causal_attention(q, k, v)
     return Linear(merge_heads(a), out=D) * (1 - -bias / 2)
 }
 
 unit MLP(x: seq[D], hidden: int = 2048, act: choice = silu in {silu, gelu}) -> (y: seq[D], gate: seq[hidden]) {
-    gate = silu(Linear(x, out=hidden))
-    up, skip = chunk(Linear(x, out=2 * hidden), 2)
-    return Linear(gate * up, out=D) + skip / 2, gate
+    gate = act(Linear(x, out=hidden))
+    up = Linear(x, out=hidden)
+    return Linear(gate * up, out=D), gate
     # end of MLP
 }
 # end of file
@@ -123,7 +124,6 @@ def parse_or_error(text: str, limit: float = LIMIT_S) -> ir.Design | DSLError:
 
 
 _CARET_ROW = re.compile(r"^ *\| *\^+$")
-_OTHER_LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines() splits there too
 
 
 def check_error(err: DSLError, text: str | None) -> None:
@@ -139,19 +139,22 @@ def check_error(err: DSLError, text: str | None) -> None:
     rows = rendered.split("\n")
     d = err.diagnostics[0]
     assert f":{d.line}:{d.column}: error[{d.code}]: " in rows[0]
-    if text is None or d.line > len(text.splitlines()):
+    lines = text.split("\n") if text else []  # lines as the parser numbers them
+    if not 1 <= d.line <= len(lines):
         return
     carets = [i for i, row in enumerate(rows) if _CARET_ROW.match(row)]
     assert carets, f"no caret line in:\n{rendered}"
     gutter = f"{d.line:>5} | "
     source_row, caret_row = rows[carets[0] - 1], rows[carets[0]]
-    assert source_row.startswith(gutter)
-    lines = text.split("\n")  # how the parser numbers lines
-    line = lines[d.line - 1].replace("\t", " ")
-    if not any(c in text for c in _OTHER_LINE_BREAKS) and len(line) <= 100:
-        # short line: shown whole, and the caret sits under the column the diagnostic names
-        assert source_row[len(gutter):] == line
-        assert caret_row.index("^") == len(gutter) + d.column - 1
+    assert source_row.startswith(gutter), f"the caret is not under line {d.line}:\n{rendered}"
+    line = lines[d.line - 1].rstrip("\r")
+    if len(line) <= 100:
+        # a short line is shown whole, one column per character (unprintable ones may be
+        # replaced), and the caret sits under the column the diagnostic names
+        shown = source_row[len(gutter):]
+        assert len(shown) == len(line), f"line {d.line} is not the one shown:\n{rendered}"
+        assert all(a == b for a, b in zip(shown, line) if b.isprintable()), rendered
+        assert caret_row.index("^") == len(gutter) + d.column - 1, rendered
 
 
 def check_round_trip(design: ir.Design) -> None:
@@ -173,8 +176,8 @@ def test_the_seed_spec_parses() -> None:
 
 
 def _spaced(words: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    """A token, usually with whitespace around it (so neighbours do not fuse into one word)."""
-    space = st.sampled_from([" ", " ", " ", "\n", "\t", ""])
+    """A token, mostly with whitespace around it (so neighbours seldom fuse into one word)."""
+    space = st.sampled_from([" "] * 6 + ["\n", "\t", ""])
     return st.tuples(space, words, space).map("".join)
 
 
@@ -182,27 +185,51 @@ def _string_literal(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
 
 
+def _mostly(usual: st.SearchStrategy[str], rare: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """`rare` about one time in ten."""
+    return st.sampled_from([False] * 9 + [True]).flatmap(lambda pick_rare: rare if pick_rare else usual)
+
+
 _KEYWORDS = ["design", "scaffold", "block", "unit", "in", "seq", "int", "float", "bool", "choice", "return",
              "true", "false"]
 EXPLICIT = {
     **{word.upper(): _spaced(st.just(word)) for word in _KEYWORDS},
-    "NAME": _spaced(names | st.sampled_from(sorted(RESERVED) + ["def", "for", "self", "import"])),
-    "INTEGER": _spaced(
-        st.integers(0, 10**6).map(str) | st.sampled_from(["007", "0", "1" * 5000, "9" * 30])
-    ),
+    "NAME": _spaced(_mostly(names, st.sampled_from(sorted(RESERVED) + ["def", "for", "self", "import"]))),
+    "INTEGER": _spaced(_mostly(st.integers(0, 10**6).map(str), st.sampled_from(["007", "1" * 5000, "9" * 30]))),
     "DECIMAL": _spaced(
-        st.floats(min_value=0, allow_nan=False, allow_infinity=False).map(repr)
-        | st.sampled_from(["1e-6", "2.5E+3", "1e400", "1.5e-400", "00.50", "1" * 400 + ".0"])
+        _mostly(
+            st.floats(min_value=0, allow_nan=False, allow_infinity=False).map(repr),
+            st.sampled_from(["1e-6", "2.5E+3", "1e400", "1.5e-400", "00.50", "1" * 400 + ".0"]),
+        )
     ),
     "STRING": _spaced(st.text(max_size=12).map(_string_literal) | st.sampled_from(['""', '"\\t\\n"'])),
     "DOCSTRING": _spaced(docstrings.map(lambda s: f'"""{s}"""')),
-    "COMMENT": st.tuples(comments, st.sampled_from(["\n", "\n", "\n", ""])).map("".join),
+    # Mostly a whole line; now and then without its newline, so it swallows what follows.
+    "COMMENT": st.tuples(comments, _mostly(st.just("\n"), st.just(""))).map("".join),
 }
-GRAMMAR = Lark(grammar_text(), start="design", parser="lalr")
+
+
+def _copies(rule: str, body: str, n: int) -> str:
+    helpers = [f"_gen_{rule}_{i}" for i in range(n)]
+    return f"%extend {rule}: {' | '.join(helpers)}\n" + "".join(f"{h}: {body}\n" for h in helpers)
+
+
+# The expression rules branch so much that a uniform choice among their alternatives
+# makes strings that grow without bound (hypothesis throws most of them away, slowly).
+# For generation only, the non-recursive alternatives get extra copies: the language
+# is the same, the strings stay small. (Earley, because the copies are ambiguous.)
+_GENERATION_WEIGHTS = (
+    _copies("sum", "product", 4)
+    + _copies("product", "unary", 4)
+    + _copies("unary", "atom", 3)
+    + "%extend atom: " + " | ".join(f"_gen_leaf_{i}" for i in range(8)) + "\n"
+    + "".join(f"_gen_leaf_{i}: {t}\n" for i, t in enumerate(["NAME"] * 4 + ["INTEGER"] * 2 + ["DECIMAL", "TRUE"]))
+)
+GRAMMAR = Lark(grammar_text() + "\n" + _GENERATION_WEIGHTS, start="design", parser="earley")
 
 
 @settings(
-    max_examples=300,
+    max_examples=250,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
@@ -379,7 +406,6 @@ EXTREMES = [
     ("10,000 parenthesised unary minus", _expr("-(" * 10_000 + "x" + ")" * 10_000), "too-deep"),
     ("10,000 unclosed parentheses", _expr("(" * 10_000), "syntax"),
     ("100,000-term sum", _expr("+".join(["x"] * 100_000)), "too-deep"),
-    ("100,000 terms, right-nested", _expr("x * (" * 50_000 + "x" + ")" * 50_000), "too-deep"),
     ("10,000 nested seq[", "design D\nblock(x: " + "seq[" * 10_000 + "D" + "]" * 10_000 + ") -> seq[D] {}", "syntax"),
     ("seq dim nested 10,000 deep", _dim("-(" * 10_000 + "D" + ")" * 10_000), "too-deep"),
     ("seq dim with 10,000 nested calls", _dim("f(" * 10_000 + "D" + ")" * 10_000), "too-deep"),
@@ -419,12 +445,10 @@ def test_nesting_up_to_the_limit_is_fine_and_one_more_level_is_too_deep(make) ->
     assert isinstance(error, DSLError) and error.diagnostics[0].code == "too-deep"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="diagnostics.render() finds the source line with str.splitlines(), which also splits at "
-    "\\r, \\f, \\v, U+2028 ..., while the parser (lark) numbers lines by '\\n' only: the wrong line is shown",
-)
 def test_render_shows_the_line_the_parser_counted() -> None:
-    error = parse_or_error('design D "a\x0cb"\nblock(x: seq[D]) -> seq[D] {\n    y = x $\n}\n')
-    assert isinstance(error, DSLError)
-    assert "    y = x $" in error.render()
+    # \f, \r, U+2028... are line breaks to str.splitlines() but not to the parser.
+    for brk in ("\x0c", "\r", "\u2028", "\x85"):
+        error = parse_or_error(f'design D "a{brk}b" # c{brk}d\nblock(x: seq[D]) -> seq[D] {{\n    y = x $\n}}\n')
+        assert isinstance(error, DSLError)
+        assert (error.diagnostics[0].line, error.diagnostics[0].column) == (3, 11)
+        assert "    3 |     y = x $\n" in error.render()

@@ -442,3 +442,18 @@ def test_check_is_deterministic():
         }
     """
     assert report_of(body).to_json() == report_of(body).to_json()
+
+
+def test_choice_over_units_with_broken_signatures_reports_not_crashes():
+    r = report_of("""
+        block(x: seq[D], f: choice = B in {B, C}) -> seq[D] {
+            return x + f(x)
+        }
+        unit B(x: seq[D]) -> seq[foo(D)] {
+            return x
+        }
+        unit C(x: seq[D]) -> seq[foo(D)] {
+            return x
+        }
+    """)
+    assert [d.code for d in r.errors] == ["unknown-callee", "unknown-callee"]

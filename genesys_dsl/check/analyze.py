@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable
 
 from .. import ir
@@ -35,6 +36,13 @@ class CallRecord:
     targets: dict[str, "Callee"]  # option name -> callee (one entry unless called through a choice)
     bindings: dict[str, dict[str, dims.Size]]  # option name -> signature name -> size in caller symbols
     choice: str | None = None  # the choice hyperparameter called, if any
+    _compiled: dict[str, dims.CompiledBindings] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def compiled_bindings(self, option: str) -> dims.CompiledBindings:
+        """The bindings of `option`, compiled once for every scale."""
+        if option not in self._compiled:
+            self._compiled[option] = dims.compile_bindings(self.bindings[option])
+        return self._compiled[option]
 
 
 @dataclass
@@ -49,6 +57,16 @@ class SizeCheck:
     high: float | None = None
     options: tuple | None = None
 
+    @cached_property
+    def evaluate(self) -> dims.Evaluator:
+        """`size` compiled once, evaluated at every scale."""
+        return dims.compile_size(self.size)
+
+    @cached_property
+    def key(self) -> str:
+        """The size's identity: a bad size is reported once per unit instance."""
+        return repr(dims.simplify(self.size))
+
 
 @dataclass
 class UnitInfo:
@@ -60,6 +78,20 @@ class UnitInfo:
     calls: list[CallRecord] = field(default_factory=list)
     checks: list[SizeCheck] = field(default_factory=list)
     elementwise: list[tuple[TensorT, int]] = field(default_factory=list)  # tensor arithmetic, for FLOPs
+
+    @cached_property
+    def distinct_checks(self) -> list[SizeCheck]:
+        """`checks` without repeats (the same size within the same bounds): a repeat
+        passes or fails with its first occurrence, which alone would be reported."""
+        first: dict[tuple, SizeCheck] = {}
+        for c in self.checks:  # repr tells apart values that compare equal (1, 1.0, True)
+            first.setdefault((repr(c.size), c.positive, repr((c.low, c.high, c.options))), c)
+        return list(first.values())
+
+    @cached_property
+    def compiled_elementwise(self) -> list[tuple[tuple[dims.Evaluator, ...], int]]:
+        """`elementwise` with the dims compiled once, for every scale."""
+        return [(tuple(map(dims.compile_size, t.dims)), per_element) for t, per_element in self.elementwise]
 
 
 @dataclass(frozen=True)
@@ -82,12 +114,12 @@ class Callee:
 
 def size_of(e, resolve) -> dims.Size | None:
     """An IR size expression as a symbolic size; `resolve(name, span)` gives a name's size."""
+    if isinstance(e, ir.Name):  # the most frequent first (see UnitAnalyzer.expr)
+        return resolve(e.id, e.span)
     if isinstance(e, ir.IntLit):
         return e.value
     if isinstance(e, ir.FloatLit):
         return e.value
-    if isinstance(e, ir.Name):
-        return resolve(e.id, e.span)
     if isinstance(e, ir.Neg):
         inner = size_of(e.operand, resolve)
         return None if inner is None else ("neg", inner)
@@ -134,10 +166,11 @@ class UnitAnalyzer:
     """Type-checks one unit body against the design's units and the primitive registry."""
 
     def __init__(self, unit: ir.Unit, design: ir.Design, registry: Registry, file: str | None,
-                 out: list[Diagnostic]):
+                 out: list[Diagnostic], callees: Callees | None = None):
         self.unit = unit
         self.design = design
         self.registry = registry
+        self.callees = callees or Callees(design, registry)
         self.file = file
         self.out = out
         self.info = UnitInfo(unit=unit)
@@ -398,29 +431,33 @@ class UnitAnalyzer:
 
     # -- expressions
     def expr(self, e) -> Type:
+        # Most frequent first: isinstance against a pydantic model class that does not match is slow.
+        if isinstance(e, ir.Name):
+            return self.lookup(e.id, e.span)
+        if isinstance(e, ir.Call):
+            return self.call(e)
+        if isinstance(e, ir.BinOp):
+            return self.binop(e)
         if isinstance(e, ir.IntLit):
             return ScalarT("int", e.value)
         if isinstance(e, ir.FloatLit):
             return ScalarT("float", e.value)
         if isinstance(e, ir.BoolLit):
             return ScalarT("bool", e.value)
-        if isinstance(e, ir.Name):
-            return self.lookup(e.id, e.span)
         if isinstance(e, ir.Neg):
-            t = self.expr(e.operand)
-            if isinstance(t, TensorT):
-                self.info.elementwise.append((t, 1))
-                return t
-            if isinstance(t, ScalarT) and t.kind in ("int", "float"):
-                return ScalarT(t.kind, ("neg", t.value))
-            if not isinstance(t, UnknownT):
-                self.error(e.span, "type-mismatch", f"cannot negate {describe(t)}")
-            return UNKNOWN
-        if isinstance(e, ir.BinOp):
-            return self.binop(e)
-        if isinstance(e, ir.Call):
-            return self.call(e)
+            return self.neg(e)
         raise TypeError(f"unexpected node {type(e).__name__}")
+
+    def neg(self, e: ir.Neg) -> Type:
+        t = self.expr(e.operand)
+        if isinstance(t, TensorT):
+            self.info.elementwise.append((t, 1))
+            return t
+        if isinstance(t, ScalarT) and t.kind in ("int", "float"):
+            return ScalarT(t.kind, ("neg", t.value))
+        if not isinstance(t, UnknownT):
+            self.error(e.span, "type-mismatch", f"cannot negate {describe(t)}")
+        return UNKNOWN
 
     def binop(self, e: ir.BinOp) -> Type:
         a, b = self.expr(e.left), self.expr(e.right)
@@ -462,7 +499,7 @@ class UnitAnalyzer:
             return UNKNOWN
         if name in dims.FUNCTIONS:
             return self.size_function(e)
-        callee = resolve_callee(name, self.design, self.registry)
+        callee = self.callees.get(name)
         if callee is None:
             candidates = [u.name for u in self.design.units if not u.is_block] + list(self.registry.primitives)
             self.error(e.span, "unknown-callee", f"no unit or primitive named '{name}'",
@@ -499,7 +536,7 @@ class UnitAnalyzer:
     def _choice_call(self, e: ir.Call, choice: ChoiceT) -> Type:
         targets, all_bindings, result = {}, {}, None
         for option in choice.options:
-            callee = resolve_callee(option, self.design, self.registry)
+            callee = self.callees.get(option)
             if callee is None:
                 self.error(e.span, "unknown-callee", f"option '{option}' of choice '{e.func}' is called here, "
                            f"but no unit or primitive has that name")
@@ -509,6 +546,8 @@ class UnitAnalyzer:
             if len(self.out) > mark:
                 for d in self.out[mark:]:
                     d.message = f"with {e.func} = {option}: {d.message}"
+                return UNKNOWN
+            if bindings is None:  # the option's own signature is broken; reported in that unit
                 return UNKNOWN
             if result is not None and not _same_type(result, outputs):
                 self.error(e.span, "type-mismatch", f"the options of '{e.func}' give different results: "
@@ -603,7 +642,7 @@ class UnitAnalyzer:
                 return UNKNOWN, None
             outs.append(out)
             for size in out.dims:
-                if dims.symbols(size) or not isinstance(size, int):
+                if not isinstance(size, int):  # a constant int needs no check at any scale
                     self.info.checks.append(SizeCheck(e.span, size, f"output of {callee.name}()"))
         return (outs[0] if len(outs) == 1 else TupleT(tuple(outs))), bindings
 
@@ -783,6 +822,20 @@ def substitute_type(t, bindings) -> TensorT | None:
             return None
         out.append(dims.simplify(dims.substitute(size, bindings)))
     return TensorT(tuple(out))
+
+
+class Callees:
+    """What names resolve to when called in a design: looked up once per check."""
+
+    def __init__(self, design: ir.Design, registry: Registry):
+        self.design = design
+        self.registry = registry
+        self._resolved: dict[str, Callee | None] = {}
+
+    def get(self, name: str) -> Callee | None:
+        if name not in self._resolved:
+            self._resolved[name] = resolve_callee(name, self.design, self.registry)
+        return self._resolved[name]
 
 
 def resolve_callee(name: str, design: ir.Design, registry: Registry) -> Callee | None:

@@ -15,7 +15,7 @@ from .. import ir
 from ..ops.registry import Registry
 from ..scales import Scale, get_scale, scales as configured_scales
 from ..syntax.diagnostics import Diagnostic, render_all
-from .analyze import UnitAnalyzer, UnitInfo, did_you_mean
+from .analyze import Callees, UnitAnalyzer, UnitInfo, did_you_mean
 from .scale import ScaleWalker, to_diagnostics
 
 SCAFFOLD_SETTINGS = {
@@ -95,7 +95,7 @@ def check(
         source = unparse(design)
         file = file or f"<{design.name}>"
         design = parse(source, filename=file)
-    scale_list = [get_scale(s) for s in (scales if scales is not None else list(configured_scales()))]
+    scale_list = list(configured_scales().values()) if scales is None else [get_scale(s) for s in scales]
     return Checker(design, registry, file, source).run(scale_list)
 
 
@@ -113,10 +113,11 @@ class Checker:
     def run(self, scale_list: list[Scale]) -> Report:
         self.design_rules()
         infos: dict[str, UnitInfo] = {}
+        callees = Callees(self.design, self.registry)
         for unit in self.design.units:
             if unit.name in infos:
                 continue  # duplicate, reported by design_rules
-            infos[unit.name] = UnitAnalyzer(unit, self.design, self.registry, self.file, self.out).run()
+            infos[unit.name] = UnitAnalyzer(unit, self.design, self.registry, self.file, self.out, callees).run()
         cyclic = self.call_graph(infos)
         block = self.design.block
         if block is not None and block.name in infos and len(infos[block.name].dim_vars) == 1:

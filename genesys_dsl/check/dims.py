@@ -6,16 +6,21 @@ and tuples `(op, a, b)` for + - * /, `("neg", a)`, `(fn, *args)` for the size
 builtins, and `("lit", name)` for a choice option. Two sizes are equal when they agree at a few fixed pseudo-random points
 (exact Fractions): a cheap, dependable test for identities such as
 `D / heads * heads == D` without a computer-algebra dependency.
+
+`evaluate` gives a size's value under concrete bindings; `compile_size` turns a size
+into a function of the bindings, for the sizes the checker evaluates at every scale.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import random
 from fractions import Fraction
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Mapping, NamedTuple, Union
 
 Size = Union[int, Fraction, float, str, tuple]
+Evaluator = Callable[[Mapping[str, Any]], Any]  # a compiled size: bindings -> value
 
 BINARY = ("+", "-", "*", "/")
 
@@ -80,9 +85,22 @@ def _is_one(e: Size) -> bool:
 
 
 def _normalise(v):
-    if isinstance(v, Fraction) and v.denominator == 1:
+    if type(v) is not int and isinstance(v, Fraction) and v.denominator == 1:  # ints skip the ABC check
         return int(v)
     return v
+
+
+def _divide(a, b):
+    if b == 0:
+        raise SizeError("division by zero")
+    if isinstance(a, float) or isinstance(b, float):
+        return a / b
+    if type(a) is int and type(b) is int and a % b == 0:
+        return a // b  # the common exact case, without building Fractions
+    return Fraction(a) / Fraction(b)
+
+
+_BINARY_OPERATIONS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": _divide}
 
 
 def _apply(op: str, args: list) -> Any:
@@ -90,17 +108,7 @@ def _apply(op: str, args: list) -> Any:
         return -args[0]
     if op in BINARY:
         a, b = args
-        if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "*":
-            return a * b
-        if b == 0:
-            raise SizeError("division by zero")
-        if isinstance(a, float) or isinstance(b, float):
-            return a / b
-        return Fraction(a) / Fraction(b)
+        return _BINARY_OPERATIONS[op](a, b)
     arity, fn, _ = FUNCTIONS[op]
     return fn(*args)
 
@@ -114,6 +122,85 @@ def evaluate(e: Size, env: Mapping[str, Any]) -> Any:
     if isinstance(e, str):
         return env[e]
     return e
+
+
+def compile_size(e: Size) -> Evaluator:
+    """`evaluate(e, env)` as a function of `env`, built once from the tree as nested
+    closures (no text is generated or run), for sizes evaluated under many bindings:
+    two to five times faster than `evaluate`. Errors are those of `evaluate`."""
+    if isinstance(e, tuple):
+        if e[0] == "lit":
+            return _constant(e[1])
+        op, args = e[0], [compile_size(a) for a in e[1:]]
+        if op in _BINARY_OPERATIONS and len(args) == 2:
+            return _binary(_BINARY_OPERATIONS[op], *args)
+        return _operation(op, args)
+    if isinstance(e, str):
+        return operator.itemgetter(e)
+    return _constant(e)
+
+
+def _constant(value: Any) -> Evaluator:
+    return lambda env: value
+
+
+def _binary(operation: Callable[[Any, Any], Any], left: Evaluator, right: Evaluator) -> Evaluator:
+    return lambda env: _normalise(operation(left(env), right(env)))
+
+
+def _operation(op: str, args: list[Evaluator]) -> Evaluator:
+    return lambda env: _normalise(_apply(op, [a(env) for a in args]))
+
+
+def integral(v: Any) -> int | None:
+    """`v` as an int when it is a whole number (a bool is not), else None."""
+    if type(v) is int:  # by far the most common value: skip the isinstance chain
+        return v
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, Fraction) and v.denominator == 1:
+        return int(v)
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None
+
+
+def bound_value(v: Any) -> Any:
+    """A value as bound to a callee's name: whole numbers become ints, but floats stay floats."""
+    iv = integral(v)
+    return iv if iv is not None and not isinstance(v, float) else v
+
+
+EVALUATION_ERRORS = (SizeError, ArithmeticError, KeyError, TypeError, ValueError)
+
+
+class CompiledBindings(NamedTuple):
+    """A call's bindings (callee name -> size in the caller's symbols) compiled for
+    evaluation under many bindings of those symbols: constants are evaluated here, and
+    a bare symbol is copied (the caller's values are bound values already)."""
+
+    constants: dict[str, Any]  # name -> bound value
+    copies: list[tuple[str, str]]  # name -> the caller's symbol
+    sizes: list[tuple[str, Evaluator]]
+    rests: list[tuple[str, tuple[Evaluator, ...]]]  # `*S` dims: name -> one evaluator per dim
+
+
+def compile_bindings(bindings: Mapping[str, Size]) -> CompiledBindings:
+    compiled = CompiledBindings({}, [], [], [])
+    for name, size in bindings.items():
+        if isinstance(size, str):
+            compiled.copies.append((name, size))
+        elif not isinstance(size, tuple):
+            compiled.constants[name] = bound_value(size)
+        elif size[0] == "lit":
+            compiled.constants[name] = bound_value(size[1])
+        elif size[0] == "rest":
+            compiled.rests.append((name, tuple(compile_size(d) for d in size[1:])))
+        else:
+            compiled.sizes.append((name, compile_size(size)))
+    return compiled
 
 
 def substitute(e: Size, bindings: Mapping[str, Size]) -> Size:

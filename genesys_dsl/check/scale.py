@@ -35,19 +35,13 @@ class ScaleProblem:
     hint: str | None = None
 
 
-def _integral(v: Any) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, Fraction) and v.denominator == 1:
-        return int(v)
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return None
-
-
 class ScaleWalker:
+    """One scale: walks the instance tree from the block, evaluating every recorded size.
+
+    The records' sizes are compiled once per check (`SizeCheck.evaluate`, ...), so each
+    scale costs only their evaluation; messages are written only for sizes that fail.
+    """
+
     def __init__(self, infos: dict[str, UnitInfo], scale: Scale, skip: set[str]):
         self.infos = infos
         self.scale = scale
@@ -56,7 +50,6 @@ class ScaleWalker:
         self.memo: dict[tuple, Cost] = {}
 
     def problem(self, span, code, message, hint=None) -> None:
-        self.flagged = True
         key = (code, span.line if span else 0, span.column if span else 0)
         self.problems.setdefault(key, ScaleProblem(span, code, message, hint))
 
@@ -75,10 +68,13 @@ class ScaleWalker:
     def _walk(self, info: UnitInfo, env: dict[str, Any]) -> Cost:
         cost = Cost()
         failed: set[str] = set()  # a bad size is reported once per unit, where it first appears
-        for check in info.checks:
-            self.size_check(check, env, failed)
-        for t, per_element in info.elementwise:
-            numel = self.numel(t.dims, env)
+        for check in info.distinct_checks:
+            if failed and check.key in failed:
+                continue
+            if not self.size_check(check, env):
+                failed.add(check.key)
+        for evaluators, per_element in info.compiled_elementwise:
+            numel = self.numel(evaluators, env)
             if numel is not None:
                 cost.flops += per_element * numel
         for call in info.calls:
@@ -90,12 +86,12 @@ class ScaleWalker:
                 cost.children.append((label, c))
         return cost
 
-    def numel(self, sizes, env) -> int | None:
+    def numel(self, evaluators, env) -> int | None:
         total = 1
-        for s in sizes:
+        for evaluate in evaluators:
             try:
-                v = _integral(dims.evaluate(s, env))
-            except (dims.SizeError, ArithmeticError, KeyError, TypeError, ValueError):
+                v = dims.integral(evaluate(env))
+            except dims.EVALUATION_ERRORS:
                 return None
             if v is None:
                 return None
@@ -107,63 +103,58 @@ class ScaleWalker:
         bound = ", ".join(f"{n}={dims.show_value(env[n])}" for n in names if n in env)
         return f"at scale {self.scale.name}" + (f" ({bound})" if bound else "")
 
-    def size_check(self, check: SizeCheck, env, failed: set[str]) -> None:
-        key = repr(dims.simplify(check.size))
-        if key in failed:
-            return
-        self.flagged = False
-        self._size_check(check, env)
-        if self.flagged:
-            failed.add(key)
-
-    def _size_check(self, check: SizeCheck, env) -> None:
+    def size_check(self, check: SizeCheck, env) -> bool:
+        """Whether the size is fine here; if not, the problem is recorded."""
         try:
-            value = dims.evaluate(check.size, env)
+            value = check.evaluate(env)
         except (dims.SizeError, ZeroDivisionError) as err:
             self.problem(check.span, "bad-size", f"{check.what} cannot be computed {self._where(check.size, env)}: "
                          f"{err}")
-            return
+            return False
         except (KeyError, TypeError, ValueError):
-            return  # an unbound name or a mistyped value: already reported by the analysis
-        shown = f"{dims.show(check.size)} = {dims.show_value(value)}"
-        if dims.symbols(check.size) == set() or shown.split(" = ")[0] == dims.show_value(value):
-            shown = dims.show_value(value)
+            return True  # an unbound name or a mistyped value: already reported by the analysis
+        ok = True
         if check.positive or check.low is None and check.options is None:
             if isinstance(value, (int, float, Fraction)) and not isinstance(value, bool):
-                if _integral(value) is None:
+                if dims.integral(value) is None:
                     self.problem(check.span, "dim-not-integer",
-                                 f"{check.what}: {shown} is not an integer {self._where(check.size, env)}",
+                                 f"{check.what}: {_shown(check, value)} is not an integer "
+                                 f"{self._where(check.size, env)}",
                                  hint="choose hyperparameters that divide the width, or round with "
                                       "floor(...) / multiple_of(..., 8)")
-                    return
+                    return False
                 if check.positive and value <= 0:
                     self.problem(check.span, "dim-not-positive",
-                                 f"{check.what}: {shown} is not positive {self._where(check.size, env)}")
-                    return
+                                 f"{check.what}: {_shown(check, value)} is not positive {self._where(check.size, env)}")
+                    return False
         if check.low is not None and not (check.low <= value <= check.high):
             self.problem(check.span, "out-of-range",
-                         f"{check.what}: {shown} is outside {dims.show_value(check.low)}.."
+                         f"{check.what}: {_shown(check, value)} is outside {dims.show_value(check.low)}.."
                          f"{dims.show_value(check.high)} {self._where(check.size, env)}")
+            ok = False
         if check.options is not None and value not in check.options:
             self.problem(check.span, "out-of-range",
-                         f"{check.what}: {shown} is not one of {{{', '.join(map(dims.show_value, check.options))}}} "
-                         f"{self._where(check.size, env)}")
+                         f"{check.what}: {_shown(check, value)} is not one of "
+                         f"{{{', '.join(map(dims.show_value, check.options))}}} {self._where(check.size, env)}")
+            ok = False
+        return ok
 
-    def bindings(self, sizes: dict[str, Any], env) -> dict[str, Any] | None:
-        out = {}
-        for name, size in sizes.items():
-            try:
-                if isinstance(size, tuple) and size[0] == "rest":
-                    values = [_integral(dims.evaluate(s, env)) for s in size[1:]]
-                    if any(v is None for v in values):
-                        return None
-                    out[name] = tuple(values)
-                else:
-                    v = dims.evaluate(size, env)
-                    iv = _integral(v)
-                    out[name] = iv if iv is not None and not isinstance(v, float) else v
-            except (dims.SizeError, ArithmeticError, KeyError, TypeError, ValueError):
-                return None
+    def bindings(self, call: CallRecord, option: str, env) -> dict[str, Any] | None:
+        """The callee's names bound to values here; None if a size cannot be evaluated."""
+        compiled = call.compiled_bindings(option)
+        out = dict(compiled.constants)
+        try:
+            for name, symbol in compiled.copies:
+                out[name] = env[symbol]
+            for name, evaluate in compiled.sizes:
+                out[name] = dims.bound_value(evaluate(env))
+            for name, evaluators in compiled.rests:
+                values = tuple(dims.integral(e(env)) for e in evaluators)
+                if None in values:
+                    return None
+                out[name] = values
+        except dims.EVALUATION_ERRORS:
+            return None
         return out
 
     def call(self, call: CallRecord, env) -> tuple[str, Cost] | None:
@@ -173,7 +164,7 @@ class ScaleWalker:
             if option not in call.targets:
                 return None
         callee = call.targets[option]
-        b = self.bindings(call.bindings[option], env)
+        b = self.bindings(call, option, env)
         if b is None:
             return None
         if callee.primitive is not None:
@@ -183,7 +174,7 @@ class ScaleWalker:
         return callee.name, self.walk(callee.name, b)
 
     def primitive_cost(self, prim: Primitive, b: dict[str, Any], call: CallRecord) -> Cost:
-        b = dict(b, L=self.scale.context_length)
+        b["L"] = self.scale.context_length  # `b` is this call's own, from `bindings`
         for c in prim.constraints:
             try:
                 holds = c.holds(b)
@@ -198,6 +189,14 @@ class ScaleWalker:
             return Cost(params=int(prim.params(b)), flops=float(prim.flops(b)))
         except (ArithmeticError, KeyError, TypeError, ValueError):
             return Cost()
+
+
+def _shown(check: SizeCheck, value: Any) -> str:
+    """A checked size and its value for a message: `D / heads = 10.67`, or just `10.67`."""
+    shown = f"{dims.show(check.size)} = {dims.show_value(value)}"
+    if dims.symbols(check.size) == set() or shown.split(" = ")[0] == dims.show_value(value):
+        shown = dims.show_value(value)
+    return shown
 
 
 def _format(template: str, values: dict[str, str]) -> str:

@@ -97,9 +97,9 @@ def render(d: Diagnostic, source: str | None, *, color: bool = False) -> str:
     head = render_plain(d)
     head = head.replace(f"{d.severity}[", paint(d.severity, d.severity) + "[", 1)
     lines = [head]
-    source_lines = source.splitlines() if source else []
+    source_lines = source.split("\n") if source is not None else []  # lines as the lexer counts them
     if d.line is not None and 1 <= d.line <= len(source_lines):
-        text = source_lines[d.line - 1]
+        text = source_lines[d.line - 1].rstrip("\r")
         shown, offset = _clip(text, d.column or 1)
         gutter = f"{d.line:>5} | "
         lines.append(gutter + shown)
@@ -116,7 +116,8 @@ def render(d: Diagnostic, source: str | None, *, color: bool = False) -> str:
 
 def _clip(text: str, column: int, width: int = 100) -> tuple[str, int]:
     """Show at most `width` characters of a long line, keeping the column visible."""
-    text = text.replace("\t", " ")
+    # one printable character per source character keeps the caret aligned
+    text = "".join(c if c.isprintable() else " " if c == "\t" else "?" for c in text)
     start = max(0, min(column - 1 - width // 2, len(text) - width)) if len(text) > width else 0
     shown = text[start : start + width]
     return ("..." + shown if start else shown), (column - 1 - start + (3 if start else 0))

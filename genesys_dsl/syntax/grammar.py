@@ -7,11 +7,11 @@ lookup works from an editable install and from a wheel installed anywhere.
 
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 from importlib import resources
+from typing import Callable
 
-from lark import Lark
+from lark import Lark, Token, Transformer
 
 GRAMMAR_PACKAGE = "genesys_dsl.grammar"
 GRAMMAR_FILE = "gab.lark"
@@ -31,38 +31,22 @@ def grammar_text() -> str:
 
 
 @lru_cache(maxsize=None)
-def lark_parser() -> Lark:
-    """The LALR parser (contextual lexer). Built once per process (about 50 ms)."""
+def lark_parser(builder: Transformer | None, on_comment: Callable[[Token], Token]) -> Lark:
+    """The LALR parser (contextual lexer), which calls `builder` at each reduction.
+
+    No parse tree is built: each callback gets the values of its rule's children,
+    every token included (`keep_all_tokens`), so the builder can locate a construct
+    from its first and last child. Without a builder, lark builds its parse tree: a
+    syntax check. Comments are ignored by the parser and handed to `on_comment`.
+    Built once per builder (about 50 ms).
+    """
     return Lark(
         grammar_text(),
         parser="lalr",
         lexer="contextual",
         start=START_SYMBOLS,
-        propagate_positions=True,
+        transformer=builder,
+        keep_all_tokens=True,
         maybe_placeholders=False,
-        lexer_callbacks={"COMMENT": _collect_comment},
+        lexer_callbacks={"COMMENT": on_comment},
     )
-
-
-# Comments are ignored by the parser but collected for the formatter, per thread and
-# per parse: `collecting_comments` installs a fresh list for the duration of one parse.
-_local = threading.local()
-
-
-def _collect_comment(token):
-    sink = getattr(_local, "sink", None)
-    if sink is not None:
-        sink.append(token)
-    return token
-
-
-class collecting_comments:
-    """Context manager yielding the list of COMMENT tokens seen while parsing."""
-
-    def __enter__(self) -> list:
-        self._saved = getattr(_local, "sink", None)
-        _local.sink = []
-        return _local.sink
-
-    def __exit__(self, *exc) -> None:
-        _local.sink = self._saved

@@ -1,44 +1,79 @@
 """Text -> IR.
 
-Lark builds a parse tree (LALR, no recursion, so deep nesting cannot overflow the
-stack); `_Builder` turns it into IR nodes bottom-up without recursion either, and
-caps expression depth so later tree walks stay within Python's recursion limit.
-Every failure, whatever the input, is a `DSLError` with a located diagnostic.
+Lark's LALR parser calls `_Builder` at each reduction (an inline transformer), so IR
+nodes are built as the text is read, with no parse tree in between and no recursion:
+deep nesting cannot overflow the stack. The builder caps expression depth so later
+tree walks stay within Python's recursion limit. Every failure, whatever the input,
+is a `DSLError` with a located diagnostic.
 """
 
 from __future__ import annotations
 
 import bisect
 import os
-from typing import Any
+import threading
+from typing import Any, NamedTuple, NoReturn
 
-from lark import Token, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
-from lark.visitors import Transformer_NonRecursive
+from lark import Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from .. import ir
 from .diagnostics import Diagnostic, DSLError
-from .grammar import RESERVED, collecting_comments, lark_parser
+from .grammar import RESERVED, lark_parser
 
 MAX_DEPTH = 200  # nesting of expressions and types; far beyond any real design
 
-_Node = ir.Node
+
+# ------------------------------------------------------------------ comments and problems
+
+# Comments are skipped by the parser but kept in the tree. The parser and its builder
+# are built once and shared, so each thread collects the comments of its parse here.
+_local = threading.local()
+
+
+def _collect_comment(token: Token) -> Token:
+    _local.comments.append(token)
+    return token
 
 
 class _Abort(Exception):
-    """Raised inside the builder; carries a diagnostic out through lark's VisitError."""
+    """Raised inside the builder; carries a diagnostic out through the parser."""
 
     def __init__(self, diagnostic: Diagnostic):
         self.diagnostic = diagnostic
 
 
-def _span(meta_or_token: Any) -> ir.Span:
-    m = meta_or_token
-    return ir.Span(line=m.line, column=m.column, end_line=m.end_line, end_column=m.end_column)
+def _fail(span: ir.Span, code: str, message: str, hint: str | None = None) -> NoReturn:
+    raise _Abort(Diagnostic.at(span, code, message, hint=hint))
 
 
-def _tok_span(tok: Token) -> ir.Span:
-    return _span(tok)
+# ------------------------------------------------------------------ the builder
+
+
+class _Expr(NamedTuple):
+    """An expression being built: its IR node, how deep it nests, and the text it covers
+    counting any parentheses around it (its parent's span takes them in; its own does not)."""
+
+    node: Any
+    depth: int
+    outer: ir.Span
+
+
+class _Outputs(NamedTuple):
+    items: list[ir.Output]
+    end: Any  # what the outputs end with: the type's span, or the closing ')'
+
+
+class _Body(NamedTuple):
+    doc: str | None
+    statements: list[Any]
+    end: Token  # the closing '}'
+
+
+def _span(first: Any, last: Any) -> ir.Span:
+    """From the start of `first` to the end of `last`, each a token or a span (both
+    carry line/column and end_line/end_column)."""
+    return ir.Span(line=first.line, column=first.column, end_line=last.end_line, end_column=last.end_column)
 
 
 def _decode_string(token: Token) -> str:
@@ -55,103 +90,98 @@ def _decode_string(token: Token) -> str:
     return "".join(out)
 
 
-@v_args(meta=True)
-class _Builder(Transformer_NonRecursive):
-    """Parse tree -> IR nodes, bottom-up; `depth` tracks expression nesting."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.depth: dict[int, int] = {}
-        self.body_ends: dict[int, tuple[int, int]] = {}  # id(unit) -> position of its closing brace
+class _Builder(Transformer):
+    """IR from each reduction, bottom-up. Lark passes every token of the rule, punctuation
+    included (the comment on each callback shows its rule), so a construct's span runs from
+    its first child to its last, and the items of a comma-separated list are every other child.
+    The first problem found stops the build (`_fail`)."""
 
     # -- helpers
-    def _nest(self, node: _Node, children: list, meta) -> _Node:
-        d = 1 + max((self.depth.get(id(c), 0) for c in children), default=0)
-        if d > MAX_DEPTH:
-            raise _Abort(
-                Diagnostic.at(
-                    _span(meta),
-                    "too-deep",
-                    f"expression nested more than {MAX_DEPTH} levels deep",
-                    hint="split it into several assignments",
-                )
-            )
-        self.depth[id(node)] = d
-        return node
+    def _nested(self, node: Any, depth: int) -> _Expr:
+        _check_depth(node.span, depth)
+        return _Expr(node, depth, node.span)
 
     def _ident(self, tok: Token, what: str) -> str:
         if tok.value in RESERVED:
-            raise _Abort(
-                Diagnostic.at(
-                    _tok_span(tok),
-                    "reserved-word",
-                    f"'{tok.value}' is a reserved word and cannot name {what}",
-                    hint=f"rename it, e.g. '{tok.value}_'",
-                )
-            )
+            _fail(_span(tok, tok), "reserved-word", f"'{tok.value}' is a reserved word and cannot name {what}",
+                  hint=f"rename it, e.g. '{tok.value}_'")
         return tok.value
 
     # -- expressions
-    def int_expr(self, meta, ch):
-        return self._nest(ir.IntLit.model_construct(span=_span(meta), value=_int(ch[0])), [], meta)
+    def int_expr(self, ch):  # INTEGER
+        span = _span(ch[0], ch[0])
+        return _Expr(ir.IntLit.model_construct(span=span, value=_int(ch[0])), 1, span)
 
-    def float_expr(self, meta, ch):
-        return self._nest(ir.FloatLit.model_construct(span=_span(meta), value=_float(ch[0])), [], meta)
+    def float_expr(self, ch):  # DECIMAL
+        span = _span(ch[0], ch[0])
+        return _Expr(ir.FloatLit.model_construct(span=span, value=_float(ch[0])), 1, span)
 
-    def true_expr(self, meta, ch):
-        return self._nest(ir.BoolLit.model_construct(span=_span(meta), value=True), [], meta)
+    def true_expr(self, ch):  # TRUE
+        span = _span(ch[0], ch[0])
+        return _Expr(ir.BoolLit.model_construct(span=span, value=True), 1, span)
 
-    def false_expr(self, meta, ch):
-        return self._nest(ir.BoolLit.model_construct(span=_span(meta), value=False), [], meta)
+    def false_expr(self, ch):  # FALSE
+        span = _span(ch[0], ch[0])
+        return _Expr(ir.BoolLit.model_construct(span=span, value=False), 1, span)
 
-    def name_expr(self, meta, ch):
-        return self._nest(ir.Name.model_construct(span=_span(meta), id=ch[0].value), [], meta)
+    def name_expr(self, ch):  # NAME
+        span = _span(ch[0], ch[0])
+        return _Expr(ir.Name.model_construct(span=span, id=ch[0].value), 1, span)
+
+    def atom(self, ch):  # "(" expr ")"
+        lpar, inner, rpar = ch
+        return _Expr(inner.node, inner.depth, _span(lpar, rpar))
 
     def _binop(op):  # noqa: N805 - a factory for the four operator callbacks
-        def build(self, meta, ch):
-            node = ir.BinOp.model_construct(span=_span(meta), op=op, left=ch[0], right=ch[1])
-            return self._nest(node, ch, meta)
+        def build(self, ch):  # expr OP expr
+            left, _, right = ch
+            node = ir.BinOp.model_construct(span=_span(left.outer, right.outer), op=op, left=left.node,
+                                            right=right.node)
+            return self._nested(node, 1 + max(left.depth, right.depth))
 
         return build
 
     add, sub, mul, div = _binop("+"), _binop("-"), _binop("*"), _binop("/")
 
-    def neg(self, meta, ch):
-        return self._nest(ir.Neg.model_construct(span=_span(meta), operand=ch[0]), ch, meta)
+    def neg(self, ch):  # "-" unary
+        minus, operand = ch
+        node = ir.Neg.model_construct(span=_span(minus, operand.outer), operand=operand.node)
+        return self._nested(node, 1 + operand.depth)
 
-    def keyword(self, meta, ch):
-        node = ir.Keyword.model_construct(span=_span(meta), name=self._ident(ch[0], "an argument"), value=ch[1])
-        return self._nest(node, [ch[1]], meta)
+    def keyword(self, ch):  # NAME "=" expr
+        name, _, value = ch
+        node = ir.Keyword.model_construct(span=_span(name, value.outer), name=self._ident(name, "an argument"),
+                                          value=value.node)
+        return self._nested(node, 1 + value.depth)
 
-    def call(self, meta, ch):
-        args = [c for c in ch[1:] if not isinstance(c, ir.Keyword)]
-        keywords = [c for c in ch[1:] if isinstance(c, ir.Keyword)]
-        seen_keyword = False
-        for c in ch[1:]:
-            if isinstance(c, ir.Keyword):
-                seen_keyword = True
-            elif seen_keyword:
-                raise _Abort(
-                    Diagnostic.at(
-                        c.span,
-                        "positional-after-keyword",
-                        "positional argument follows a keyword argument",
-                        hint="put positional arguments first",
-                    )
-                )
-        node = ir.Call.model_construct(span=_span(meta), func=ch[0].value, args=args, keywords=keywords)
-        return self._nest(node, ch[1:], meta)
+    def call(self, ch):  # NAME "(" [argument ("," argument)* ","?] ")"
+        arguments = ch[2:-1:2]
+        args, keywords = [], []
+        for a in arguments:
+            if isinstance(a.node, ir.Keyword):
+                keywords.append(a.node)
+                continue
+            if keywords:
+                _fail(a.node.span, "positional-after-keyword", "positional argument follows a keyword argument",
+                      hint="put positional arguments first")
+            args.append(a.node)
+        node = ir.Call.model_construct(span=_span(ch[0], ch[-1]), func=ch[0].value, args=args, keywords=keywords)
+        return self._nested(node, 1 + max((a.depth for a in arguments), default=0))
 
     # -- types
-    def rest_dim(self, meta, ch):
-        return ir.RestDim.model_construct(span=_span(meta), name=ch[0].value)
+    def rest_dim(self, ch):  # "*" NAME
+        span = _span(ch[0], ch[1])
+        return _Expr(ir.RestDim.model_construct(span=span, name=ch[1].value), 0, span)
 
-    def seq_type(self, meta, ch):
-        return self._nest(ir.SeqType.model_construct(span=_span(meta), dims=list(ch)), ch, meta)
+    def seq_type(self, ch):  # "seq" "[" dim ("," dim)* "]"
+        dims = ch[2:-1:2]
+        node = ir.SeqType.model_construct(span=_span(ch[0], ch[-1]), dims=[d.node for d in dims])
+        _check_depth(node.span, 1 + max(d.depth for d in dims))
+        return node
 
     def _scalar(kind):  # noqa: N805
-        def build(self, meta, ch):
-            return ir.ScalarType.model_construct(span=_span(meta), kind=kind)
+        def build(self, ch):  # "int" | "float" | "bool" | "choice"
+            return ir.ScalarType.model_construct(span=_span(ch[0], ch[0]), kind=kind)
 
         return build
 
@@ -160,129 +190,156 @@ class _Builder(Transformer_NonRecursive):
     )
 
     # -- literals (defaults, domains, settings): (value, span) pairs
-    def int_lit(self, meta, ch):
-        return _int(ch[0]), _span(meta)
+    def int_lit(self, ch):  # INTEGER
+        return _int(ch[0]), _span(ch[0], ch[0])
 
-    def float_lit(self, meta, ch):
-        return _float(ch[0]), _span(meta)
+    def float_lit(self, ch):  # DECIMAL
+        return _float(ch[0]), _span(ch[0], ch[0])
 
-    def neg_int_lit(self, meta, ch):
-        return -_int(ch[0]), _span(meta)
+    def neg_int_lit(self, ch):  # "-" INTEGER
+        return -_int(ch[1]), _span(ch[0], ch[1])
 
-    def neg_float_lit(self, meta, ch):
-        return -_float(ch[0]), _span(meta)
+    def neg_float_lit(self, ch):  # "-" DECIMAL
+        return -_float(ch[1]), _span(ch[0], ch[1])
 
-    def true_lit(self, meta, ch):
-        return True, _span(meta)
+    def true_lit(self, ch):  # TRUE
+        return True, _span(ch[0], ch[0])
 
-    def false_lit(self, meta, ch):
-        return False, _span(meta)
+    def false_lit(self, ch):  # FALSE
+        return False, _span(ch[0], ch[0])
 
-    def name_lit(self, meta, ch):
-        return ch[0].value, _span(meta)
+    def name_lit(self, ch):  # NAME
+        return ch[0].value, _span(ch[0], ch[0])
 
-    def default(self, meta, ch):
-        return ("default", ch[0])
+    def default(self, ch):  # "=" literal
+        return ch[1]
 
-    def range(self, meta, ch):
-        return ir.Range.model_construct(span=_span(meta), low=ch[0][0], high=ch[1][0])
+    def domain(self, ch):  # "in" (range | options)
+        return ch[1]
 
-    def options(self, meta, ch):
-        return ir.Options.model_construct(span=_span(meta), values=[v for v, _ in ch])
+    def range(self, ch):  # literal ".." literal
+        (low, low_span), _, (high, high_span) = ch
+        return ir.Range.model_construct(span=_span(low_span, high_span), low=low, high=high)
+
+    def options(self, ch):  # "{" literal ("," literal)* ","? "}"
+        return ir.Options.model_construct(span=_span(ch[0], ch[-1]), values=[v for v, _ in ch[1:-1:2]])
 
     # -- signatures
-    def param(self, meta, ch):
-        name = self._ident(ch[0], "a parameter")
-        fields: dict[str, Any] = dict(span=_span(meta), name=name, type=ch[1], default=None,
-                                      default_span=None, domain=None, comments=[], trailing_comment=None)
-        for extra in ch[2:]:
-            if isinstance(extra, tuple):
-                fields["default"], fields["default_span"] = extra[1]
+    def param(self, ch):  # NAME ":" type default? domain?
+        name_tok, _, type_, *extras = ch
+        name = self._ident(name_tok, "a parameter")
+        fields: dict[str, Any] = dict(name=name, type=type_, default=None, default_span=None, domain=None,
+                                      comments=[], trailing_comment=None)
+        end = type_.span
+        for extra in extras:
+            if isinstance(extra, tuple):  # a default: (value, span)
+                fields["default"], fields["default_span"] = extra
+                end = extra[1]
             else:
                 fields["domain"] = extra
-        return ir.Param.model_construct(**fields)
+                end = extra.span
+        return ir.Param.model_construct(span=_span(name_tok, end), **fields)
 
-    def param_list(self, meta, ch):
-        seen: dict[str, ir.Param] = {}
-        for p in ch:
+    def param_list(self, ch):  # "(" [param ("," param)* ","?] ")"
+        params = ch[1:-1:2]
+        seen: set[str] = set()
+        for p in params:
             if p.name in seen:
-                raise _Abort(
-                    Diagnostic.at(p.span, "duplicate-param", f"parameter '{p.name}' is declared twice",
-                                  hint="rename one of them")
-                )
-            seen[p.name] = p
-        return list(ch)
+                _fail(p.span, "duplicate-param", f"parameter '{p.name}' is declared twice",
+                      hint="rename one of them")
+            seen.add(p.name)
+        return params
 
-    def output(self, meta, ch):
-        return ir.Output.model_construct(span=_span(meta), name=self._ident(ch[0], "an output"), type=ch[1])
+    def output(self, ch):  # NAME ":" type
+        name, _, type_ = ch
+        return ir.Output.model_construct(span=_span(name, type_.span), name=self._ident(name, "an output"),
+                                         type=type_)
 
-    def single_output(self, meta, ch):
-        return [ir.Output.model_construct(span=_span(meta), name=None, type=ch[0])]
+    def single_output(self, ch):  # type
+        type_ = ch[0]
+        return _Outputs([ir.Output.model_construct(span=type_.span, name=None, type=type_)], type_.span)
 
-    def named_outputs(self, meta, ch):
-        return list(ch)
+    def named_outputs(self, ch):  # "(" output ("," output)* ","? ")"
+        return _Outputs(ch[1:-1:2], ch[-1])
 
-    def signature(self, meta, ch):
-        return ir.Signature.model_construct(span=_span(meta), name=ch[0].value, params=ch[1], outputs=ch[2])
+    def signature(self, ch):  # NAME param_list "->" outputs
+        name, params, _, outputs = ch
+        return ir.Signature.model_construct(span=_span(name, outputs.end), name=name.value, params=params,
+                                            outputs=outputs.items)
 
     # -- statements and bodies
-    def assign(self, meta, ch):
-        targets = [self._ident(t, "a variable") for t in ch[:-1]]
-        return ir.Assign.model_construct(span=_span(meta), targets=targets, value=ch[-1],
+    def assign(self, ch):  # NAME ("," NAME)* "=" expr
+        value = ch[-1]
+        targets = [self._ident(t, "a variable") for t in ch[:-2:2]]
+        return ir.Assign.model_construct(span=_span(ch[0], value.outer), targets=targets, value=value.node,
                                          comments=[], trailing_comment=None)
 
-    def return_stmt(self, meta, ch):
-        return ir.Return.model_construct(span=_span(meta), values=list(ch), comments=[], trailing_comment=None)
+    def return_stmt(self, ch):  # "return" expr ("," expr)*
+        values = ch[1::2]
+        return ir.Return.model_construct(span=_span(ch[0], values[-1].outer), values=[v.node for v in values],
+                                         comments=[], trailing_comment=None)
 
-    def body(self, meta, ch):
+    def body(self, ch):  # "{" DOCSTRING? statement* "}"
+        inner = ch[1:-1]
         doc = None
-        if ch and isinstance(ch[0], Token):
-            doc = ch[0].value[3:-3]
-            ch = ch[1:]
-        return doc, list(ch), _span(meta)
+        if inner and isinstance(inner[0], Token):
+            doc = inner[0].value[3:-3]
+            inner = inner[1:]
+        return _Body(doc, inner, ch[-1])
 
-    def _unit(self, meta, name: str, name_span, params, outputs, body, is_block: bool) -> ir.Unit:
-        doc, statements, body_span = body
-        unit = ir.Unit.model_construct(
-            span=_span(meta), name=name, name_span=name_span, is_block=is_block, params=params,
-            outputs=outputs, doc=doc, body=statements, comments=[], end_comments=[],
+    def _unit(self, first: Token, name: str, name_span, params, outputs: _Outputs, body: _Body,
+              is_block: bool) -> ir.Unit:
+        return ir.Unit.model_construct(
+            span=_span(first, body.end), name=name, name_span=name_span, is_block=is_block, params=params,
+            outputs=outputs.items, doc=body.doc, body=body.statements, comments=[], end_comments=[],
         )
-        self.body_ends[id(unit)] = (body_span.end_line, body_span.end_column - 1)
-        return unit
 
-    def block(self, meta, ch):
-        return self._unit(meta, ir.BLOCK_NAME, None, ch[0], ch[1], ch[2], True)
+    def block(self, ch):  # "block" param_list "->" outputs body
+        keyword, params, _, outputs, body = ch
+        return self._unit(keyword, ir.BLOCK_NAME, None, params, outputs, body, True)
 
-    def unit(self, meta, ch):
-        name = self._ident(ch[0], "a unit")
-        return self._unit(meta, name, _tok_span(ch[0]), ch[1], ch[2], ch[3], False)
+    def unit(self, ch):  # "unit" NAME param_list "->" outputs body
+        keyword, name_tok, params, _, outputs, body = ch
+        name = self._ident(name_tok, "a unit")
+        return self._unit(keyword, name, _span(name_tok, name_tok), params, outputs, body, False)
 
-    def setting(self, meta, ch):
-        return ir.Setting.model_construct(span=_span(meta), name=self._ident(ch[0], "a setting"), value=ch[1][0])
+    def setting(self, ch):  # NAME "=" literal
+        name, _, (value, value_span) = ch
+        return ir.Setting.model_construct(span=_span(name, value_span), name=self._ident(name, "a setting"),
+                                          value=value)
 
-    def scaffold(self, meta, ch):
-        return ir.Scaffold.model_construct(span=_span(meta), settings=list(ch))
+    def scaffold(self, ch):  # "scaffold" "(" [setting ("," setting)* ","?] ")"
+        return ir.Scaffold.model_construct(span=_span(ch[0], ch[-1]), settings=ch[2:-1:2])
 
-    def design(self, meta, ch):
-        name = self._ident(ch[0], "a design")
-        rest = list(ch[1:])
-        description = _decode_string(rest.pop(0)) if rest and isinstance(rest[0], Token) else None
-        scaffold = rest.pop(0) if rest and isinstance(rest[0], ir.Scaffold) else None
-        return ir.Design.model_construct(span=_span(meta), name=name, description=description,
+    def design(self, ch):  # "design" NAME STRING? scaffold? definition+
+        keyword, name_tok, *rest = ch
+        name = self._ident(name_tok, "a design")
+        description = _decode_string(rest.pop(0)) if isinstance(rest[0], Token) else None
+        scaffold = rest.pop(0) if isinstance(rest[0], ir.Scaffold) else None
+        return ir.Design.model_construct(span=_span(keyword, rest[-1].span), name=name, description=description,
                                          scaffold=scaffold, units=rest, comments=[], end_comments=[])
+
+
+_BUILDER = _Builder()
+
+
+def _check_depth(span: ir.Span, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        _fail(span, "too-deep", f"expression nested more than {MAX_DEPTH} levels deep",
+              hint="split it into several assignments")
 
 
 def _int(tok: Token) -> int:
     try:
         return int(tok)
     except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits())
-        raise _Abort(Diagnostic.at(_tok_span(tok), "bad-number", f"number {tok.value[:20]}... is too long")) from None
+        _fail(_span(tok, tok), "bad-number", f"number {tok.value[:20]}... is too long")
 
 
 def _float(tok: Token) -> float:
     value = float(tok)
     if value == float("inf"):
-        raise _Abort(Diagnostic.at(_tok_span(tok), "bad-number", f"number {tok.value[:20]} is too large"))
+        _fail(_span(tok, tok), "bad-number", f"number {tok.value[:20]} is too large")
     return value
 
 
@@ -363,7 +420,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, filename: str | None) ->
 # ------------------------------------------------------------------ comments
 
 
-def _attach_comments(design: ir.Design, comments: list[Token], body_ends: dict[int, tuple[int, int]]) -> None:
+def _attach_comments(design: ir.Design, comments: list[Token]) -> None:
     """Give each comment a home in the tree: trailing on its line's statement or
     parameter, else leading on the next statement, parameter or unit."""
     if not comments:
@@ -378,7 +435,7 @@ def _attach_comments(design: ir.Design, comments: list[Token], body_ends: dict[i
         for s in unit.body:
             slots.append(((s.span.line, s.span.column), "leading", s))
             ends[s.span.end_line] = s
-        slots.append((body_ends[id(unit)], "end", unit))
+        slots.append(((unit.span.end_line, unit.span.end_column - 1), "end", unit))  # the closing brace, last
     slots.sort(key=lambda s: s[0])
     starts = [s[0] for s in slots]
     header_line = design.span.line
@@ -409,40 +466,42 @@ def parse(text: str, filename: str | None = None) -> ir.Design:
     """Parse GAB source into a `Design`; raise `DSLError` (with a location) on any problem."""
     if not isinstance(text, str):
         raise TypeError(f"parse() takes the spec text as str, not {type(text).__name__}")
-    tree, comments = _parse_tree(text, filename, "design")
-    builder = _Builder()
-    design = _build(builder, tree, text, filename)
-    _attach_comments(design, comments, builder.body_ends)
+    design, comments = _build(text, filename, "design")
+    _attach_comments(design, comments)
     design._source, design._file = text, filename
     return design
 
 
 def parse_signature(text: str, filename: str | None = None) -> ir.Signature:
     """Parse a bodiless unit header, `name(params) -> outputs` (primitive declarations)."""
-    tree, _ = _parse_tree(text, filename, "signature")
-    return _build(_Builder(), tree, text, filename)
+    signature, _ = _build(text, filename, "signature")
+    return signature
 
 
-def _parse_tree(text: str, filename: str | None, start: str) -> tuple[Tree, list[Token]]:
+def _build(text: str, filename: str | None, start: str) -> tuple[Any, list[Token]]:
+    """The IR of `text` read from the rule `start`, and the comments in it."""
+    outer, _local.comments = getattr(_local, "comments", None), []
     try:
-        with collecting_comments() as comments:
-            tree = lark_parser().parse(text, start=start)
-        return tree, comments
+        return _read(text, start), _local.comments
     except UnexpectedInput as err:
         raise DSLError([_syntax_diagnostic(err, text, filename)], text) from None
     except RecursionError:  # lark's own error paths may recurse on pathological input
         raise DSLError([Diagnostic(code="too-deep", message="input nested too deeply to read",
                                    file=filename, line=1, column=1, end_line=1, end_column=2)], text) from None
+    except _Abort as abort:
+        abort.diagnostic.file = filename
+        raise DSLError([abort.diagnostic], text) from None
+    finally:
+        _local.comments = outer
 
 
-def _build(builder: _Builder, tree: Tree, text: str, filename: str | None):
+def _read(text: str, start: str) -> Any:
     try:
-        return builder.transform(tree)
-    except VisitError as err:
-        if isinstance(err.orig_exc, _Abort):
-            diagnostic = err.orig_exc.diagnostic
-            diagnostic.file = filename
-            raise DSLError([diagnostic], text) from None
+        return lark_parser(_BUILDER, _collect_comment).parse(text, start=start)
+    except _Abort:
+        # The builder stops at the first problem, but a syntax error anywhere in the text
+        # comes first: read the rest too, building nothing (this raises UnexpectedInput).
+        lark_parser(None, _collect_comment).parse(text, start=start)
         raise
 
 
