@@ -6,9 +6,14 @@ The public API, in the order data flows through it:
     report = check(design)                # static analysis: report.ok, report.diagnostics
     figures = stats(design, "cpu-xs")     # parameter count and FLOPs per token
     text = unparse(design)                # canonical GAB text
+    source = compile_source(design)       # one standalone PyTorch module (needs only torch)
+    model = build(design, "cpu-xs")       # the LM at a scale: model(input_ids) -> logits
 """
 
+__version__ = "0.1.0"  # before the imports: submodules read it
+
 from .check import Report, Stats, check, stats
+from .compile import build, compile_source
 from .hookspecs import hookimpl
 from .ir import Design, same_design, strip_spans
 from .scales import scales
@@ -16,10 +21,11 @@ from .syntax.diagnostics import Diagnostic, DSLError
 from .syntax.parse import parse, parse_file
 from .syntax.unparse import unparse
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Report",
+    "build",
+    "compile_source",
     "hookimpl",
     "Stats",
     "check",

@@ -225,6 +225,22 @@ def stats_table(rows) -> str:
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in body])
 
 
+# ------------------------------------------------------------------ compile
+
+
+def cmd_compile(args) -> int:
+    from .compile import compile_source
+
+    design = read_design(args.spec)
+    source = compile_source(design, args.scale)
+    if args.output in (None, "-"):
+        sys.stdout.write(source)
+    else:
+        Path(args.output).write_text(source, encoding="utf-8")
+        print(f"wrote {args.output} ({len(source.splitlines())} lines)", file=sys.stderr)
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------ schema, reference
 
 
@@ -274,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--scale", action="append", metavar="NAME", help="scale name (repeatable; default: all)")
     p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = command("compile", cmd_compile, "compile a spec to one standalone PyTorch module")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--scale", metavar="NAME", help="also check at this scale and record it as SCALE in the file")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write the module (default: stdout)")
 
     command("schema", cmd_schema, "print the JSON Schema of designs in JSON form")
     command("reference", cmd_reference, "print the compact language reference (fit for an LLM prompt)")

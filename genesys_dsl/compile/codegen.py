@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import __version__, ir
+from .. import ir
 from ..check import dims
-from ..check.analyze import CallRecord, Callee, UnitInfo, is_hyper
+from ..check.analyze import CallRecord, Callee, UnitInfo, is_hyper, size_of
 from ..check.checker import Report
 from ..syntax.unparse import signature_line
 from .implementations import Implementation, helper_name, implementation, source_of
@@ -80,6 +80,8 @@ class Scope:
     scalars: dict[str, str] = field(default_factory=dict)  # spec name -> "int" | "float" | "bool" | "choice"
     locals_: dict[str, str] = field(default_factory=dict)  # scalar spec name -> python name
     in_forward: bool = True
+    aliases: dict = field(default_factory=dict)  # simplified size -> the local that holds it
+    local_sizes: dict = field(default_factory=dict)  # scalar local -> its size in unit symbols
     used_sizes: set[str] = field(default_factory=set)  # names read from self in forward
     size_functions: set[str] = field(default_factory=set)
 
@@ -192,7 +194,7 @@ class UnitWriter:
         left, lop = self.expr(e.left, exact_ints=exact_ints)
         right, rop = self.expr(e.right, exact_ints=exact_ints)
         p = _PRECEDENCE[op]
-        if _precedence(lop) < p or lop == "neg" and False:
+        if _precedence(lop) < p:
             left = f"({left})"
         if _precedence(rop) <= p:
             right = f"({right})"
@@ -227,6 +229,12 @@ class UnitWriter:
 
     def forward_call(self, e: ir.Call, record: CallRecord) -> str:
         callee = next(iter(record.targets.values()))
+        if record.choice is not None and _key(e.span) not in self.submodules:
+            # a choice among functions: __init__ stored the chosen one under the choice's name
+            args = self.tensor_args(e, callee)
+            args += [f"{name}={self.scalar_value(node, callee, name)}"
+                     for name, node in self.scalar_args_given(e, callee)]
+            return f"self.{self.scope.locals_[record.choice]}({', '.join(args)})"
         if record.choice is None and callee.primitive is not None and self.impls[callee.name].kind == "function":
             args = self.tensor_args(e, callee)
             for name, node in self.scalar_args_given(e, callee):
@@ -282,10 +290,7 @@ class UnitWriter:
                 preferred = ["out"]
             else:
                 preferred = [snake(c.func) for c in owners]
-            if len(preferred) == 1 and len(owners) == 1 and not isinstance(s, ir.Return) and False:
-                pass
-            for call, wanted in zip(owners, preferred if len(preferred) == len(owners) else
-                                    [snake(c.func) for c in owners]):
+            for call, wanted in zip(owners, preferred):
                 self.submodules[_key(call.span)] = self.attrs.claim(wanted)
 
     def owns_module(self, e: ir.Call) -> bool:
@@ -328,8 +333,14 @@ class UnitWriter:
         self.scope.in_forward = False
         py = self.attrs.claim(target)
         text = self.text(s.value)
+        size = size_of(s.value, lambda name, span: self.local_sizes.get(name, name))
         self.scope.scalars[target] = scalar_kind(s.value, self.scope)
         self.scope.locals_[target] = py
+        self.defined_locals[py] = target
+        if size is not None:
+            self.local_sizes[target] = self.scope.local_sizes[target] = size
+            # bound sizes equal to this value print as its name: `out=hidden`, not the formula
+            self.scope.aliases.setdefault(_alias_key(size), target)
         self.init_lines.append(f"{py} = {text}")
 
     def init_submodule(self, call: ir.Call) -> None:
@@ -362,6 +373,8 @@ class UnitWriter:
 
     # -- the class
     def write(self) -> str:
+        self.local_sizes: dict[str, dims.Size] = {}
+        self.defined_locals: dict[str, str] = {}  # python local -> spec name
         self.declare_names()
         self.choice_functions: set[str] = set()
         self.name_submodules()
@@ -382,8 +395,13 @@ class UnitWriter:
                  _multiline_docstring(doc), "",
                  f"    def __init__(self, {', '.join(params)}):" if params else "    def __init__(self):",
                  "        super().__init__()"]
-        lines += [f"        self.{self.scope.locals_[n]} = {self.scope.locals_[n]}" for n in stored]
-        lines += ["        " + line for line in self.init_lines]
+        symbols = set(self.info.dim_vars) | {p.name for p in u.params if is_hyper(p)}
+        lines += [f"        self.{self.scope.locals_[n]} = {self.scope.locals_[n]}" for n in stored if n in symbols]
+        for line in self.init_lines:
+            lines.append("        " + line)
+            local = line.split(" = ", 1)[0]
+            if " = " in line and local in self.defined_locals and self.defined_locals[local] in stored:
+                lines.append(f"        self.{local} = {local}")
         forward_params = ", ".join(self.scope.tensors[p.name] for p in u.params if isinstance(p.type, ir.SeqType))
         lines += ["", f"    def forward(self, {forward_params}):"]
         lines += ["        " + line for line in self.forward_lines]
@@ -409,18 +427,21 @@ def _key(span) -> tuple:
 
 
 def _calls(node) -> list[ir.Call]:
-    """Calls inside an expression (or a list of them), outermost first, left to right."""
+    """Calls inside an expression (or a list of them) in evaluation order: arguments
+    before the call that takes them, left to right (the order data flows)."""
     out: list[ir.Call] = []
-    stack = list(reversed(node)) if isinstance(node, list) else [node]
+    stack: list = [(e, False) for e in reversed(node if isinstance(node, list) else [node])]
     while stack:
-        e = stack.pop()
-        if isinstance(e, ir.Call):
+        e, children_done = stack.pop()
+        if children_done:
             out.append(e)
-            stack.extend(reversed([*e.args, *(k.value for k in e.keywords)]))
+        elif isinstance(e, ir.Call):
+            stack.append((e, True))
+            stack.extend((c, False) for c in reversed([*e.args, *(k.value for k in e.keywords)]))
         elif isinstance(e, ir.BinOp):
-            stack.extend([e.right, e.left])
+            stack.extend([(e.right, False), (e.left, False)])
         elif isinstance(e, ir.Neg):
-            stack.append(e.operand)
+            stack.append((e.operand, False))
     return out
 
 
@@ -444,7 +465,24 @@ def _size_code(size, scope: Scope, *, exact: bool, functions: set[str]) -> str:
     return text
 
 
+def _equal_name(size, scope: Scope) -> str | None:
+    """A size, hyperparameter or local whose value always equals `size` (e.g. the head
+    size `inner / heads` is `head_size`), so generated code names it instead of a formula."""
+    for name in scope.locals_:
+        if scope.scalars.get(name) == "int" and dims.equal(size, scope.local_sizes.get(name, name)):
+            return name
+    return None
+
+
+def _alias_key(size) -> str:
+    return repr(dims.simplify(size))
+
+
 def _size_expr(e, scope: Scope, exact: bool, functions: set[str]) -> tuple[str, str | None]:
+    if isinstance(e, tuple) and e[0] != "lit":
+        alias = scope.aliases.get(repr(e)) or _equal_name(e, scope)
+        if alias is not None:
+            return scope.locals_[alias], None
     if isinstance(e, bool):
         return py_literal(e), None
     if isinstance(e, (int, float)):

@@ -5,6 +5,8 @@ Each module holds one family group and exposes `PRIMITIVES`, a list built with
 docs/language.md: a multiply-add is 2 FLOPs; FLOPs are forward, per token.
 """
 
+from dataclasses import replace
+
 from genesys_dsl.hookspecs import hookimpl
 
 from . import convs, heads, mixers, norms, pointwise, projections
@@ -15,5 +17,7 @@ MODULES = (projections, pointwise, norms, heads, convs, mixers)
 @hookimpl
 def register_primitives(register):
     for module in MODULES:
+        # torch_ops/<same module name> holds the implementations (imported only to compile)
+        implementations = f"{__name__}.torch_ops.{module.__name__.rsplit('.', 1)[1]}"
         for prim in module.PRIMITIVES:
-            register(prim)
+            register(replace(prim, torch=implementations))

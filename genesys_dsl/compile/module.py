@@ -1,0 +1,225 @@
+"""Assemble the generated file, and build models from it.
+
+`compile_source(design)` returns the text of one standalone Python module;
+`build(design, scale)` executes exactly that text (it is made from validated tree
+nodes and the registry's own implementations, never from spec strings) and calls
+its `build_model`. What runs is what a user reads with `genesys compile`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import types
+from typing import Any, Mapping
+
+from .. import __version__, ir
+from ..check import check
+from ..check.checker import Report
+from ..check.stats import scaffold_setting
+from ..ops.registry import Registry
+from ..scales import Scale, get_scale
+from ..syntax.diagnostics import DSLError
+from ..syntax.unparse import unparse
+from .codegen import PRELUDE, SIZE_HELPERS, CompileError, UnitWriter, docstring, py_literal
+from .implementations import Implementation, helper_name, implementation, source_of
+from .naming import FILE_NAMES, Namespace, camel
+
+BACKENDS = ("torch",)
+
+
+def design_hash(design: ir.Design) -> str:
+    """The identity of a design: a hash of its canonical text without comments."""
+    bare = design.model_copy(deep=True)
+    text = unparse(ir.strip_spans(bare))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _checked(design: ir.Design, registry: Registry | None, scales: list[Scale]) -> Report:
+    report = check(design, scales, registry=registry)
+    if not report.ok:
+        raise DSLError(report.errors, report.source)
+    return report
+
+
+def _reachable_units(report: Report) -> list[str]:
+    """Units the block uses, callees before callers (the order a reader meets them bottom-up)."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:  # depth bounded by the number of units (no cycles: checked)
+        seen.add(name)
+        for call in report.infos[name].calls:
+            for target in call.targets.values():
+                if target.unit is not None and target.name not in seen:
+                    visit(target.name)
+        order.append(name)
+
+    visit(report.design.block.name)
+    return order
+
+
+def _primitives_used(report: Report, units: list[str]) -> list[str]:
+    names: list[str] = []
+    for unit in units:
+        for call in report.infos[unit].calls:
+            for target in call.targets.values():
+                if target.primitive is not None and target.name not in names:
+                    names.append(target.name)
+    return names
+
+
+def compile_source(design: ir.Design, scale: str | Scale | Mapping[str, Any] | None = None, *,
+                   registry: Registry | None = None, backend: str = "torch") -> str:
+    """One standalone Python module implementing the design's LM (needs only torch).
+
+    The source does not depend on the scale: `build_model(d_model=..., n_layers=...,
+    vocab_size=..., context_length=...)` builds any. With `scale`, the design is also
+    checked at that scale and the file records it as `SCALE` (`build_model(**SCALE)`)."""
+    if backend not in BACKENDS:
+        raise CompileError(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
+    from ..ops import registry as default_registry
+
+    registry = registry or default_registry()
+    sc = get_scale(scale) if scale is not None else None
+    report = _checked(design, registry, [sc] if sc else [])
+    design = report.design
+    units = _reachable_units(report)
+    final_norm = registry.get(scaffold_setting(design, "final_norm", "RMSNorm"))
+    prim_names = _primitives_used(report, units)
+    if final_norm.name not in prim_names:
+        prim_names.append(final_norm.name)
+    impls = {name: implementation(registry.get(name)) for name in prim_names}
+
+    file_names = Namespace(FILE_NAMES | set(impls) | {"multiple_of", "round_half_up"})
+    class_names = {name: file_names.claim(camel(name)) for name in units}
+    writers = [UnitWriter(report.design.unit(n) or design.block, report.infos[n], class_names[n], class_names,
+                          impls) for n in units]
+    classes = [w.write() for w in writers]
+    size_functions = set().union(*(w.size_functions for w in writers))
+
+    parts = [_header(design), PRELUDE]
+    helpers = [code for name, (_, code) in SIZE_HELPERS.items() if code and name in size_functions]
+    if helpers:
+        parts.append(_section("size helpers") + "\n\n\n".join(h.rstrip("\n") for h in helpers))
+    parts.append(_section("primitives (copied from genesys-dsl's implementations)") + _primitive_sources(impls))
+    parts.append(_section("units") + "\n\n".join(classes))
+    parts.append(_section("the language model") + _language_model(design, class_names[design.block.name],
+                                                                     final_norm.name))
+    if sc is not None:
+        parts.append(f"# The scale this file was compiled for: {sc.name}. Build it with build_model(**SCALE).\n"
+                     f"SCALE = {_scale_dict(sc)}")
+    return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def _header(design: ir.Design) -> str:
+    text = f"{design.name}"
+    if design.description:
+        text += f": {design.description}"
+    text += (f"\n\nGenerated by genesys-dsl {__version__} from design '{design.name}' "
+             f"(hash {design_hash(design)}).\nRegenerate it with `genesys compile`; edits here are not kept.")
+    return docstring(text, "") if "\n" not in text else _module_docstring(text)
+
+
+def _module_docstring(text: str) -> str:
+    literal = docstring(text, "")
+    return literal if not literal.startswith('"""') else f'"""{text}\n"""'
+
+
+def _section(title: str) -> str:
+    return f"# {'-' * 8} {title}\n\n"
+
+
+def _primitive_sources(impls: dict[str, Implementation]) -> str:
+    blocks: list[str] = []
+    copied: set[str] = set()
+    for impl in impls.values():
+        for target in impl.uses:
+            if target not in copied:
+                copied.add(target)
+                blocks.append(source_of(target))
+        blocks.append(impl.source)
+    return "\n\n\n".join(b.rstrip("\n") for b in blocks)
+
+
+def _language_model(design: ir.Design, block_class: str, final_norm: str) -> str:
+    learned_positions = scaffold_setting(design, "positions", "none") == "learned"
+    tied = scaffold_setting(design, "tie_embeddings", True)
+    lines = [
+        "class LanguageModel(nn.Module):",
+        f'    """Token embedding -> n_layers x {block_class} -> {final_norm} -> LM head'
+        f'{" (tied to the embedding)" if tied else ""}."""',
+        "",
+        "    def __init__(self, d_model, n_layers, vocab_size, context_length):",
+        "        super().__init__()",
+        "        self.context_length = context_length",
+        "        self.embedding = nn.Embedding(vocab_size, d_model)",
+        "        nn.init.normal_(self.embedding.weight, std=0.02)",
+    ]
+    if learned_positions:
+        lines += ["        self.positions = nn.Embedding(context_length, d_model)",
+                  "        nn.init.normal_(self.positions.weight, std=0.01)"]
+    lines += [
+        f"        self.blocks = nn.ModuleList([{block_class}(D=d_model) for _ in range(n_layers)])",
+        f"        self.norm = {final_norm}(W=d_model)",
+        "        self.lm_head = nn.Linear(d_model, vocab_size, bias=False)",
+    ]
+    lines += ["        self.lm_head.weight = self.embedding.weight"] if tied else [
+        "        nn.init.normal_(self.lm_head.weight, std=0.02)"]
+    lines += [
+        "",
+        "    def forward(self, input_ids):",
+        '        """input_ids [batch, length] -> logits [batch, length, vocab_size]."""',
+        "        x = self.embedding(input_ids)",
+    ]
+    if learned_positions:
+        lines += ["        x = x + self.positions(torch.arange(input_ids.shape[1], device=input_ids.device))"]
+    lines += [
+        "        for block in self.blocks:",
+        "            x = block(x)",
+        "        return self.lm_head(self.norm(x))",
+        "",
+        "",
+        "def build_model(d_model, n_layers, vocab_size, context_length):",
+        '    """The language model at one scale."""',
+        "    return LanguageModel(d_model, n_layers, vocab_size, context_length)",
+    ]
+    return "\n".join(lines)
+
+
+def _scale_dict(sc: Scale) -> str:
+    items = {"d_model": sc.d_model, "n_layers": sc.n_layers, "vocab_size": sc.vocab_size,
+             "context_length": sc.context_length}
+    return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in items.items()) + "}"
+
+
+# ------------------------------------------------------------------ build
+
+
+def load_source(source: str, name: str = "genesys_generated") -> types.ModuleType:
+    """Execute generated source as a fresh module (our own output, never spec text)."""
+    module = types.ModuleType(name)
+    module.__dict__["__file__"] = f"<{name}>"
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)  # noqa: S102 - generated from validated IR
+    return module
+
+
+def scale_settings(scale: str | Scale | Mapping[str, Any]) -> Scale:
+    return get_scale(scale)
+
+
+def build(design: ir.Design, scale: str | Scale | Mapping[str, Any], *, seed: int = 0,
+          registry: Registry | None = None, backend: str = "torch"):
+    """The design's LM at `scale` (a scale name or settings), initialised from `seed`."""
+    import torch
+
+    sc = get_scale(scale)
+    report = check(design, [sc], registry=registry)
+    if not report.ok:
+        raise DSLError(report.errors, report.source)
+    source = compile_source(report.design, registry=registry, backend=backend)
+    module = load_source(source, f"genesys_{design.name}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = module.build_model(sc.d_model, sc.n_layers, sc.vocab_size, sc.context_length)
+    model.genesys_source = source
+    return model
