@@ -96,3 +96,13 @@ def test_hostile_names_and_strings_end_up_inert():
     # the names Python would misread were renamed, the description stayed text
     assert "lambda_ = " in source and "self_ = " in source and "class_ = " in source
     assert module.__doc__.startswith("lambda_: quote \" and newline")
+
+
+@pytest.mark.parametrize("path", seed_paths(), ids=lambda p: p.stem)
+def test_prefix_gives_the_same_logits_as_the_whole_sequence(path):
+    """What autoregressive decoding relies on: no output depends on the sequence length."""
+    model = g.build(g.parse_file(path), {**SMALL, "context_length": 128}, seed=2).double()
+    ids = torch.randint(0, SMALL["vocab_size"], (2, 70))  # longer than the chunk sizes
+    full = model(ids)
+    for cut in (1, 17, 64):
+        torch.testing.assert_close(model(ids[:, :cut]), full[:, :cut], rtol=1e-9, atol=1e-9)

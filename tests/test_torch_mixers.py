@@ -310,7 +310,7 @@ def test_causal_attention_is_a_softmax_over_each_querys_window():
         assert_close(mixers.causal_attention_reference(q, k, v, window=window), expected, 1e-12)
 
 
-def test_retention_is_the_parallel_form_with_gamma_one_minus_two_to_the_minus_five_minus_8h_over_H():
+def test_retention_is_the_parallel_form_with_gamma_one_minus_two_to_the_minus_five_minus_h():
     K = 3
     q, k = rand(BATCH, LENGTH, HEADS, K), rand(BATCH, LENGTH, HEADS, K, seed=1)
     v = rand(BATCH, LENGTH, HEADS, 2, seed=2)
@@ -318,7 +318,7 @@ def test_retention_is_the_parallel_form_with_gamma_one_minus_two_to_the_minus_fi
     for b in range(BATCH):
         for t in range(LENGTH):
             for h in range(HEADS):
-                gamma = 1 - 2 ** (-5 - 8 * h / HEADS)
+                gamma = 1 - 2 ** (-5 - h)
                 for s in range(t + 1):
                     expected[b, t, h] += gamma ** (t - s) * (q[b, t, h] @ k[b, s, h]) / math.sqrt(K) * v[b, s, h]
     assert_close(mixers.retention(q, k, v, chunk_size=4), expected, 1e-12)

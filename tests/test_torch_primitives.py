@@ -425,9 +425,9 @@ def test_long_conv_gradients_match_the_direct_convolution():
 
 
 def test_long_conv_filter_decays_exponentially():
-    """With a constant MLP output the filter is the decay alone, exp(-rate * t / (L - 1)):
-    rates evenly spread from falling to 1% in 1.5 sequence lengths to falling to 1% in 0.3."""
-    f = long_conv(W=5, order=8, emb=5).double()
+    """With a constant MLP output the filter is the decay alone, exp(-rate * k / max_len):
+    rates evenly spread from falling to 1% in 1.5 max_len to falling to 1% in 0.3 max_len."""
+    f = long_conv(W=5, order=8, emb=5, max_len=200).double()
     with torch.no_grad():
         f.fc1.weight.zero_()
         f.fc2.weight.zero_()
@@ -436,4 +436,12 @@ def test_long_conv_filter_decays_exponentially():
     assert h.shape == (L, 5)
     rate = torch.linspace(math.log(100) / 1.5, math.log(100) / 0.3, 5, dtype=torch.float64)
     assert_close(h[-1] / h[0], torch.exp(-rate), 1e-10)
-    assert_close(h[60, -1] / h[0, -1], torch.tensor(0.01, dtype=torch.float64), 1e-10)  # t = 0.3
+    assert_close(h[60, -1] / h[0, -1], torch.tensor(0.01, dtype=torch.float64), 1e-10)  # k = 0.3 max_len
+
+
+def test_long_conv_output_does_not_depend_on_the_sequence_length():
+    """A prefix gives the same outputs as the whole sequence (autoregressive decoding relies on it)."""
+    torch.manual_seed(0)
+    f = long_conv(W=6, order=8, emb=5, max_len=64).double()
+    x = torch.randn(2, 40, 6, dtype=torch.float64)
+    assert_close(f(x[:, :17]), f(x)[:, :17], 1e-10)

@@ -50,7 +50,7 @@ PRIMITIVES = [
         family="qkv_mixer",
         temporal="causal",
         summary="multi-scale retention (Sun et al. 2023): linear attention with a fixed decay per head, "
-        "gamma_h = 1 - 2^(-5 - 8h/H), keys scaled by 1/sqrt(K)",
+        "gamma_h = 1 - 2^(-5 - h) for head h, queries scaled by 1/sqrt(K)",
         flops=_state_flops(),
         reference="RetNet, Sun et al. 2023",
     ),
@@ -67,8 +67,8 @@ PRIMITIVES = [
         "gated_delta_rule(q: seq[H, K], k: seq[H, K], v: seq[H, V], g: seq[H], beta: seq[H]) -> seq[H, V]",
         family="delta_mixer",
         temporal="causal",
-        summary="gated delta rule (Yang et al. 2025): S_t = exp(g_t) S_{t-1} (I - beta_t k_t k_t^T) "
-        "+ beta_t k_t v_t^T, o_t = q_t S_t / sqrt(K); g log-space decay per head, beta in (0, 1); "
+        summary="gated delta rule (Yang et al. 2025): with S a K x V state, S_t = exp(g_t) (I - beta_t k_t k_t^T) "
+        "S_{t-1} + beta_t k_t v_t^T, o_t = q_t S_t / sqrt(K); g log-space decay per head, beta in (0, 1); "
         "use l2-normalised q and k",
         flops=_state_flops(2),
         reference="Gated DeltaNet, Yang, Kautz & Hatamizadeh 2025",
@@ -77,8 +77,8 @@ PRIMITIVES = [
         "delta_rule(q: seq[H, K], k: seq[H, K], v: seq[H, V], beta: seq[H]) -> seq[H, V]",
         family="delta_mixer_ungated",
         temporal="causal",
-        summary="delta rule (DeltaNet, Schlag et al. 2021; Yang et al. 2024): S_t = S_{t-1} (I - beta_t k_t k_t^T) "
-        "+ beta_t k_t v_t^T, o_t = q_t S_t / sqrt(K)",
+        summary="delta rule (DeltaNet, Schlag et al. 2021; Yang et al. 2024): with S a K x V state, "
+        "S_t = (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T, o_t = q_t S_t / sqrt(K)",
         flops=_state_flops(2),
         reference="DeltaNet, Yang et al. 2024",
     ),
@@ -112,7 +112,8 @@ PRIMITIVES = [
         temporal="causal",
         summary="TTT-Linear (Sun et al. 2024): per head a linear model W (E x E, b) trained online by one "
         "gradient step per mini-batch of `chunk` tokens on ||LN(k W + b) - (v - k)||^2 with learning rate "
-        "sigmoid(lr) / E; output q W + b through the same LN, plus q; learns W0, b0 and the LN gain and bias",
+        "sigmoid(lr) / E, all gradients taken at the mini-batch's starting weights, token t reading them "
+        "minus the steps of tokens <= t; output LN(q W + b) + q; learns W0, b0 and the LN gain and bias",
         params=lambda b: b["H"] * b["E"] * (b["E"] + 3),
         flops=lambda b: 8 * b["H"] * b["E"] * b["E"],
         reference="TTT, Sun et al. 2024",

@@ -43,13 +43,14 @@ class long_conv(nn.Module):
     Departures from safari, so that the parameters are exactly the MLP and `skip`: the
     sine frequency is fixed at 1.0 (safari's initial value, which it then learns) and the
     positional features are fixed (safari trains them at a tiny learning rate). Time is
-    normalised over the current length L (safari: over its maximum length), so the filter
-    stretches with L: an output depends on L, though never on later tokens.
+    normalised by `max_len`, as safari's l_max, so the filter tap k does not depend on the
+    sequence length: a prefix gives the same outputs as the whole sequence.
     """
 
-    def __init__(self, W: int, order: int = 64, emb: int = 33):
+    def __init__(self, W: int, order: int = 64, emb: int = 33, max_len: int = 2048):
         super().__init__()
         self.emb = emb
+        self.max_len = max_len
         self.fc1 = nn.Linear(emb, order)
         self.fc2 = nn.Linear(order, order)
         self.fc3 = nn.Linear(order, W, bias=False)
@@ -58,15 +59,15 @@ class long_conv(nn.Module):
     def filter(self, L):
         """The filter h: [L, W]; h[k] weights the input k steps back."""
         kw = dict(dtype=self.skip.dtype, device=self.skip.device)
-        # features (safari's PositionalEmbedding): t in [0, 1], then cosine and sine bands
-        t = torch.linspace(0, 1, L, **kw)[:, None]  # [L, 1]
+        # features (safari's PositionalEmbedding): t = k / max_len, then cosine and sine bands
+        t = torch.arange(L, **kw)[:, None] / self.max_len  # [L, 1]
         bands = (self.emb - 1) // 2
         freq = torch.linspace(1e-4, bands - 1, bands, **kw)
-        angle = 2 * math.pi * torch.arange(L, **kw)[:, None] / L * freq  # [L, bands]
+        angle = 2 * math.pi * t * freq  # [L, bands]
         z = torch.cat([t, angle.cos(), -angle.sin()], dim=-1)  # [L, emb]
         h = self.fc3(torch.sin(self.fc2(torch.sin(self.fc1(z)))))
         # fixed decay (safari's ExponentialModulation): rates spread evenly over the channels,
-        # from a fall to 1% over 1.5 sequence lengths (slow) to one over 0.3 (fast)
+        # from a fall to 1% over 1.5 max_len (slow) to one over 0.3 max_len (fast)
         rate = torch.linspace(math.log(1e-2) / 1.5, math.log(1e-2) / 0.3, h.shape[-1], **kw).abs()
         return h * torch.exp(-t * rate)
 

@@ -198,17 +198,18 @@ def _chunk_gated_delta_rule(q, k, v, g, beta, chunk_size):
 def retention(q, k, v, *, chunk_size=64):
     """RetNet's multi-scale retention (Sun et al. 2023), chunked:
     o_t = sum_{s <= t} gamma_h^(t - s) (q_t . k_s / sqrt(K)) v_s with
-    gamma_h = 1 - 2^(-5 - 8h/H) for head h of H. No normalisation (the caller's)."""
+    gamma_h = 1 - 2^(-5 - h) for head h, as in the paper, torchscale and
+    flash-linear-attention. No normalisation (the caller's)."""
     batch, length, heads, size = q.shape
     h = torch.arange(heads, dtype=torch.promote_types(q.dtype, torch.float32), device=q.device)
-    log_gamma = torch.log1p(-torch.exp2(-5 - 8 * h / heads))  # in the scan's precision, not bfloat16's
+    log_gamma = torch.log1p(-torch.exp2(-5 - h))  # in the scan's precision, not bfloat16's
     return _chunk_scalar_decay(q / math.sqrt(size), k, v, log_gamma.expand(batch, length, heads), chunk_size)
 
 
 def retention_reference(q, k, v):
     """retention token by token: S_t = gamma_h S_{t-1} + k_t^T v_t, o_t = q_t S_t / sqrt(K)."""
     batch, length, heads, size = q.shape
-    gamma = 1 - 2 ** (-5 - 8 * torch.arange(heads, dtype=q.dtype, device=q.device) / heads)
+    gamma = 1 - 2 ** (-5 - torch.arange(heads, dtype=q.dtype, device=q.device))
     state = q.new_zeros(batch, heads, size, v.shape[-1])
     out = []
     for t in range(length):
