@@ -241,6 +241,29 @@ def cmd_compile(args) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------ verify
+
+
+def cmd_verify(args) -> int:
+    from .verify import verify  # imports torch: only for this command
+
+    try:
+        design = read_design(args.spec)
+    except DSLError as err:
+        if args.format != "json":
+            raise
+        print(json.dumps(diagnostics_dict(err.diagnostics), indent=2))
+        return EXIT_PROBLEMS
+    report = verify(design, args.scale, seed=args.seed)
+    if args.format == "json":
+        print(report.to_json())
+    else:
+        if report.diagnostics:
+            print(report.render(color=_color(sys.stdout)))
+        print(report.summary())
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
 # ------------------------------------------------------------------ schema, reference
 
 
@@ -295,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--scale", metavar="NAME", help="also check at this scale and record it as SCALE in the file")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write the module (default: stdout)")
+
+    p = command("verify", cmd_verify, "build a spec's LM at a scale and check it runs: causality, gradients, "
+                                      "parameter budget, cost relative to the transformer")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--scale", default="cpu-xs", metavar="NAME", help="scale to verify at (default: cpu-xs)")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and data seed (default: 0)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
 
     command("schema", cmd_schema, "print the JSON Schema of designs in JSON form")
     command("reference", cmd_reference, "print the compact language reference (fit for an LLM prompt)")

@@ -46,7 +46,7 @@ def spec_of(hf_model: Any) -> str:
     return _architecture(hf_model).spec(hf_model.config)
 
 
-def from_hf(hf_model: Any, *, seed: int = 0) -> tuple[ir.Design, Any]:
+def from_hf(hf_model: Any) -> tuple[ir.Design, Any]:
     """(design, our model with the HF weights) for a GPT2LMHeadModel, LlamaForCausalLM or
     Mamba2ForCausalLM. Raises UnsupportedConfig when the config cannot be expressed exactly."""
     arch = _architecture(hf_model)
@@ -55,9 +55,9 @@ def from_hf(hf_model: Any, *, seed: int = 0) -> tuple[ir.Design, Any]:
     design = parse(text, filename=f"<{arch.HF_CLASS}>")
     scale = get_scale(arch.scale(config))
     report = check(design, [scale])
-    if report.diagnostics:  # a size the primitives reject (e.g. an eps outside their domain)
-        raise UnsupportedConfig(config, "(sizes)", scale.describe(), "the design does not check clean:\n"
-                                + report.render())
-    model = build(design, scale, seed=seed)
+    if report.diagnostics:  # a value the primitives reject, e.g. a rotary base outside their domain
+        raise UnsupportedConfig(f"{type(config).__name__}: the imported design does not check clean at "
+                                f"{scale.describe()}:\n{report.render()}")
+    model = build(design, scale)  # its initial weights are all replaced below
     model.load_state_dict(arch.weights(hf_model, config), strict=True)
     return design, model

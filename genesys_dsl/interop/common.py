@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..syntax.unparse import value as gab_literal
+from ..syntax.unparse import value as lit  # a number or bool as GAB text
 
 # Hugging Face activation names (transformers.activations.ACT2FN) with an exact primitive.
 # gelu_new / gelu_fast are the tanh formula written out; F.gelu(approximate="tanh") is the same
@@ -28,17 +28,17 @@ ACTIVATIONS = {
 class UnsupportedConfig(ValueError):
     """A Hugging Face config uses something a design cannot express exactly.
 
-    `field` names the config attribute (e.g. "rope_parameters.rope_type")."""
+    `field` names the config attribute (e.g. "rope_parameters.rope_type"), when one is to blame."""
 
-    def __init__(self, config: Any, field: str, value: Any, why: str):
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
         self.field = field
-        self.value = value
-        super().__init__(f"{type(config).__name__}.{field}={value!r}: {why}")
 
 
 def require(ok: bool, config: Any, field: str, value: Any, why: str) -> None:
+    """Raise UnsupportedConfig naming config.<field> unless `ok`."""
     if not ok:
-        raise UnsupportedConfig(config, field, value, why)
+        raise UnsupportedConfig(f"{type(config).__name__}.{field}={value!r}: {why}", field)
 
 
 def require_equal(config: Any, field: str, expected: Any, why: str) -> None:
@@ -67,11 +67,6 @@ def final_norm_eps(config: Any, field: str, norm: str) -> None:
             "(scaffold(...) takes no eps)")
 
 
-def lit(v: Any) -> str:
-    """A number or bool as GAB text."""
-    return gab_literal(float(v) if isinstance(v, float) else v)
-
-
 def int_range(default: int, lo: int, hi: int) -> str:
     """`default in lo..hi`, widened to hold the default (an imported size may be unusual)."""
     return f"{default} in {min(lo, default)}..{max(hi, default)}"
@@ -84,6 +79,7 @@ def int_set(default: int, options: tuple[int, ...]) -> str:
 
 
 def float_range(default: float, lo: float, hi: float) -> str:
+    """`default in lo..hi` for a float, widened to hold the default."""
     return f"{lit(float(default))} in {lit(min(lo, default))}..{lit(max(hi, default))}"
 
 
