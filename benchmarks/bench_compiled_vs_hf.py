@@ -1,7 +1,7 @@
 """Compiled designs against Hugging Face transformers on CPU, and spec -> module latency.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_compiled_vs_hf.py [--runs 10] [--warmup 3]
-        [--threads N] [--no-compile] [--compile-timeout SECONDS]
+        [--threads N] [--archs gpt2 llama mamba2] [--no-compile] [--no-latency] [--compile-timeout SECONDS]
 
 1. Training-step speed. For GPT-2, Llama and Mamba-2 at a moderate size (hidden 256,
    4 layers, batch 4, length 256), a random HF model is imported with

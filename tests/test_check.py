@@ -405,6 +405,16 @@ def test_scaffold_settings_are_validated():
     assert any("did you mean" in (d.hint or "") for d in r.diagnostics if d.code == "bad-scaffold")
 
 
+@pytest.mark.parametrize("setting, ok", [
+    ("final_norm_eps=1e-05", True),
+    ("final_norm=LayerNorm, final_norm_eps=0.5", False),  # outside LayerNorm's eps range
+    ("final_norm_eps=true", False),
+])
+def test_final_norm_eps_is_checked_against_the_norm(setting, ok):
+    text = HEADER + f"scaffold({setting})\nblock(x: seq[D]) -> seq[D] {{\n    return x\n}}\n"
+    assert g.check(g.parse(text)).ok == ok
+
+
 def test_reassigning_a_hyperparameter_is_an_error():
     only("""
         block(x: seq[D], heads: int = 4) -> seq[D] {

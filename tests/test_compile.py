@@ -106,3 +106,14 @@ def test_prefix_gives_the_same_logits_as_the_whole_sequence(path):
     full = model(ids)
     for cut in (1, 17, 64):
         torch.testing.assert_close(model(ids[:, :cut]), full[:, :cut], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("path", seed_paths(), ids=lambda p: p.stem)
+def test_parameter_count_equals_stats_at_every_scale(path):
+    """Built on the meta device: exact shapes, no memory, so the 350M rung costs nothing."""
+    design = g.parse_file(path)
+    module = load_source(compile_source(design))
+    for name, scale in g.scales().items():
+        with torch.device("meta"):
+            model = module.build_model(scale.d_model, scale.n_layers, scale.vocab_size, scale.context_length)
+        assert sum(p.numel() for p in model.parameters()) == g.stats(design, name).params, name

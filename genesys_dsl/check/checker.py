@@ -22,6 +22,7 @@ SCAFFOLD_SETTINGS = {
     "positions": "none | learned: learned absolute position embeddings added to token embeddings (GPT-2)",
     "final_norm": "the norm primitive applied after the last block (default RMSNorm)",
     "tie_embeddings": "true | false: share the token embedding with the LM head (default true)",
+    "final_norm_eps": "the final norm's eps (default: the norm primitive's own default)",
 }
 
 
@@ -192,6 +193,22 @@ class Checker:
                     norms = [p.name for p in self.registry if p.family == "norm"]
                     self.error(s.span, "bad-scaffold", f"final_norm must name a norm primitive ({', '.join(norms)})",
                                hint=did_you_mean(str(s.value), norms))
+            elif s.name == "final_norm_eps":
+                self.final_norm_eps_rule(s)
+
+    def final_norm_eps_rule(self, s: ir.Setting) -> None:
+        """A positive number inside the eps domain of the final norm primitive."""
+        if isinstance(s.value, bool) or not isinstance(s.value, (int, float)) or s.value <= 0:
+            self.error(s.span, "bad-scaffold", "final_norm_eps must be a positive number, e.g. 1e-05")
+            return
+        norm_name = next((x.value for x in self.design.scaffold.settings if x.name == "final_norm"), "RMSNorm")
+        norm = self.registry.get(norm_name) if isinstance(norm_name, str) else None
+        eps = next((p for p in norm.signature.params if p.name == "eps"), None) if norm else None
+        if norm is not None and eps is None:
+            self.error(s.span, "bad-scaffold", f"{norm_name} has no eps to set")
+        elif eps is not None and isinstance(eps.domain, ir.Range) and not eps.domain.low <= s.value <= eps.domain.high:
+            self.error(s.span, "bad-scaffold", f"final_norm_eps {s.value!r} is outside {norm_name}'s eps range "
+                       f"{eps.domain.low!r}..{eps.domain.high!r}")
 
     # -- call graph
     def call_graph(self, infos: dict[str, UnitInfo]) -> set[str]:

@@ -71,6 +71,8 @@ def stats(design: ir.Design, scale: str | Scale | dict, *, registry: Registry | 
     norm = registry.get(scaffold_setting(design, "final_norm", "RMSNorm"))
     norm_bindings = {p.name: p.default for p in norm.signature.params if p.default is not None}
     norm_bindings.update(W=d, L=sc.context_length)
+    if scaffold_setting(design, "final_norm_eps", None) is not None:
+        norm_bindings["eps"] = scaffold_setting(design, "final_norm_eps", None)
     parts = {
         "embedding": vocab * d,
         "positions": sc.context_length * d if scaffold_setting(design, "positions", "none") == "learned" else 0,

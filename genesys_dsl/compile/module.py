@@ -144,6 +144,8 @@ def _primitive_sources(impls: dict[str, Implementation]) -> str:
 def _language_model(design: ir.Design, block_class: str, final_norm: str) -> str:
     learned_positions = scaffold_setting(design, "positions", "none") == "learned"
     tied = scaffold_setting(design, "tie_embeddings", True)
+    eps = scaffold_setting(design, "final_norm_eps", None)
+    norm_args = "W=d_model" + (f", eps={eps!r}" if eps is not None else "")
     lines = [
         "class LanguageModel(nn.Module):",
         f'    """Token embedding -> n_layers x {block_class} -> {final_norm} -> LM head'
@@ -160,7 +162,7 @@ def _language_model(design: ir.Design, block_class: str, final_norm: str) -> str
                   "        nn.init.normal_(self.positions.weight, std=0.01)"]
     lines += [
         f"        self.blocks = nn.ModuleList([{block_class}(D=d_model) for _ in range(n_layers)])",
-        f"        self.norm = {final_norm}(W=d_model)",
+        f"        self.norm = {final_norm}({norm_args})",
         "        self.lm_head = nn.Linear(d_model, vocab_size, bias=False)",
     ]
     lines += ["        self.lm_head.weight = self.embedding.weight"] if tied else [

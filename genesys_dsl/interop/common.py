@@ -55,16 +55,13 @@ def activation(config: Any, field: str) -> str:
     return ACTIVATIONS[name]
 
 
-def final_norm_eps(config: Any, field: str, norm: str) -> None:
-    """The scaffold's final norm is built with the primitive's default eps, which a design
-    cannot change (only norms inside the block take `eps=`): the config must use that eps."""
+def final_norm_eps(config: Any, field: str, norm: str) -> str:
+    """`, final_norm_eps=...` for the scaffold when the config's eps is not the norm's default."""
     from ..ops import registry
 
     (eps,) = (p.default for p in registry().get(norm).signature.params if p.name == "eps")
     actual = getattr(config, field)
-    require(actual == eps, config, field, actual,
-            f"the final {norm} of the scaffold has eps={eps!r}, and a design cannot set it "
-            "(scaffold(...) takes no eps)")
+    return "" if actual == eps else f", final_norm_eps={lit(actual)}"
 
 
 def int_range(default: int, lo: int, hi: int) -> str:

@@ -24,12 +24,13 @@ def spec(config) -> str:
     else:
         mlp_param, mlp_width = f"hidden: int = {int_range(inner, 1, 1 << 20)}", "hidden"
     tie = "true" if config.tie_word_embeddings else "false"
+    final_eps = final_norm_eps(config, "layer_norm_epsilon", "LayerNorm")
     return f'''\
 # GPT-2 imported from Hugging Face transformers ({HF_CLASS}), at the checkpoint's sizes:
 # pre-norm blocks with LayerNorm, multi-head attention and a {inner}-wide MLP, every
 # projection with a bias; learned absolute positions and a final LayerNorm.
 design gpt2 "GPT-2 block: LayerNorm, multi-head attention and a GELU MLP, with biases"
-scaffold(positions=learned, final_norm=LayerNorm, tie_embeddings={tie})
+scaffold(positions=learned, final_norm=LayerNorm, tie_embeddings={tie}{final_eps})
 
 block(x: seq[D]) -> seq[D] {{
     """Attention, then the MLP, each in a pre-norm residual branch."""
@@ -58,7 +59,6 @@ def _require_supported(config) -> None:
     require_equal(config, "scale_attn_by_inverse_layer_idx", False,
                   "the scale would depend on the layer, and every block of a design is the same")
     require(config.n_embd % config.n_head == 0, config, "n_head", config.n_head, "must divide n_embd")
-    final_norm_eps(config, "layer_norm_epsilon", "LayerNorm")
     # reorder_and_upcast_attn only changes the rounding of half-precision runs
 
 

@@ -31,20 +31,20 @@ def spec(config) -> str:
     head_dim = getattr(config, "head_dim", None) or width // heads
     theta = rope_theta(config)
     act = activation(config, "hidden_act")
-    final_norm_eps(config, "rms_norm_eps", "RMSNorm")
+    final_eps = final_norm_eps(config, "rms_norm_eps", "RMSNorm")
     eps, attn_bias, mlp_bias = lit(config.rms_norm_eps), bias(config.attention_bias), bias(config.mlp_bias)
-    if head_dim * heads == width:  # the seed's head size
+    if head_dim * heads == width:  # the seed's head size, D / heads
         head_param, head_size, q_width = "", "    head_size = D / heads\n", "D"
-    else:  # the head size is set on its own (q has heads * head_size features, not D)
-        head_param, head_size, q_width = f"\n    head_size: int = {int_range(head_dim, 1, 1024)},", "", \
-            "heads * head_size"
+    else:  # a head size of its own: q has heads * head_size features, not D
+        head_param = f"\n    head_size: int = {int_range(head_dim, 1, 1024)},"
+        head_size, q_width = "", "heads * head_size"
     tie = "true" if config.tie_word_embeddings else "false"
     return f'''\
 # Llama imported from Hugging Face transformers ({HF_CLASS}), at the checkpoint's sizes:
 # RMSNorm, rotary grouped-query attention with {kv_heads} key/value heads for {heads} query
 # heads, and a gated MLP {config.intermediate_size} wide.
 design llama "Llama block: RMSNorm, rotary grouped-query attention and a SwiGLU MLP"
-scaffold(final_norm=RMSNorm, tie_embeddings={tie})
+scaffold(final_norm=RMSNorm, tie_embeddings={tie}{final_eps})
 
 block(x: seq[D]) -> seq[D] {{
     """Attention, then the MLP, each in a pre-norm residual branch."""

@@ -32,13 +32,14 @@ def spec(config) -> str:
     else:
         norm = f"merge_heads(HeadRMSNorm(split_heads(y * silu(z), groups), eps={eps}))"
     tie = "true" if config.tie_word_embeddings else "false"
+    final_eps = final_norm_eps(config, "layer_norm_epsilon", "RMSNorm")
     return f'''\
 # Mamba-2 imported from Hugging Face transformers ({HF_CLASS}), at the checkpoint's sizes:
 # one mixer per block, no MLP. x, B and C pass a short causal convolution and {act}; the
 # SSD scan mixes over time with a per-head decay; the output is gated by silu(z) and
 # normalised in {groups} group(s).
 design mamba2 "Mamba-2 block: short convolution, SSD scan over heads, gated RMSNorm"
-scaffold(final_norm=RMSNorm, tie_embeddings={tie})
+scaffold(final_norm=RMSNorm, tie_embeddings={tie}{final_eps})
 
 block(x: seq[D]) -> seq[D] {{
     """A single pre-norm residual Mamba-2 mixer."""
@@ -79,7 +80,6 @@ def _require_supported(config) -> None:
     # softplus(dt) > 0, so a lower limit <= 0 clamps nothing; any other limit changes dt
     require(low <= 0 and high == math.inf, config, "time_step_limit", tuple(config.time_step_limit),
             "ssd does not clamp dt")
-    final_norm_eps(config, "layer_norm_epsilon", "RMSNorm")
     # residual_in_fp32 is a no-op in float32, the dtype of the model we build
 
 
