@@ -59,7 +59,16 @@ def _load_all(paths: list[str]) -> tuple[list[tuple[Path, ir.Design]], list[tupl
 # ------------------------------------------------------------------ check
 
 
+def _warn_plugin_failures() -> None:
+    """A broken plugin does not stop the command; it is named once on stderr."""
+    from .plugins import plugin_failures
+
+    for failure in plugin_failures():
+        print(f"genesys: warning: {failure}", file=sys.stderr)
+
+
 def cmd_check(args) -> int:
+    _warn_plugin_failures()
     scale_names = _scale_names(args.scale)
     diagnostics: list[Diagnostic] = []
     rendered: list[str] = []
@@ -279,6 +288,26 @@ def cmd_reference(args) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------ plugins
+
+
+def cmd_plugins(args) -> int:
+    from .plugins import plugin_failures, plugin_summaries
+
+    summaries, failures = plugin_summaries(), plugin_failures()
+    if args.format == "json":
+        print(json.dumps({"plugins": [s.to_dict() for s in summaries],
+                          "failures": [f.to_dict() for f in failures]}, indent=2))
+    else:
+        for s in summaries:
+            print(f"{s.name}: {s.origin}")
+            for kind, names in (("primitive", s.primitives), ("operator", s.operators)):
+                print(f"  {len(names)} {kind}{'s' * (len(names) != 1)}" + (f": {', '.join(names)}" if names else ""))
+        for failure in failures:
+            print(f"warning: {failure}")
+    return EXIT_PROBLEMS if failures else EXIT_OK
+
+
 # ------------------------------------------------------------------ entry point
 
 
@@ -328,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("schema", cmd_schema, "print the JSON Schema of designs in JSON form")
     command("reference", cmd_reference, "print the compact language reference (fit for an LLM prompt)")
+
+    p = command("plugins", cmd_plugins, "list the loaded plugins, where each came from and what it registered")
+    p.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 

@@ -3,14 +3,19 @@
 Plugins implement hooks with the `genesys_dsl.hookimpl` marker and are found
 through the entry-point group `genesys_dsl` (see docs/plugins.md). Each hook
 receives a `register` callback, in the style of simonw/llm: a plugin calls it
-once per thing it contributes.
+once per thing it contributes. Every hook here needs a heading in
+docs/plugins.md and a test (tests/test_plugins.py enforces both).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pluggy
+
+if TYPE_CHECKING:  # only for annotations: importing them here would be circular
+    from .gp.operator import Operator
+    from .ops.registry import Primitive
 
 PROJECT = "genesys_dsl"
 
@@ -19,11 +24,27 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_primitives(register: Callable) -> None:
+def register_primitives(register: Callable[[Primitive], None]) -> None:
     """Contribute primitives that specs may call.
 
     Call `register(primitive)` with each `genesys_dsl.ops.Primitive`, usually built
     with `genesys_dsl.ops.primitive("Name(x: seq[D], ...) -> seq[D]", family=...,
-    temporal=..., summary=..., params=..., flops=...)`. Names must be unique across
-    all loaded plugins.
+    temporal=..., summary=..., params=..., flops=...)`; set its `torch` field to the
+    module whose `IMPLEMENTATIONS` holds its torch code so designs using it compile.
+    Names must be unique across all loaded plugins. If the hook raises, nothing it
+    registered is kept and the failure is reported with the plugin's name.
+    """
+
+
+@hookspec
+def register_operators(register: Callable[[Operator], None]) -> None:
+    """Contribute genetic-programming operators.
+
+    Call `register(operator)` with each `genesys_dsl.gp.Operator(name, arity, weight,
+    function, summary)`. `function(parents, rng) -> Design` takes `arity` parent
+    designs (1 = mutation, 2 = crossover) and a `random.Random`, returns a new design,
+    and never changes its parents; it raises `genesys_dsl.gp.NotApplicable` when the
+    parents offer nothing to edit. Names must be unique across all loaded plugins.
+    Operators run through `genesys_dsl.gp.safety.apply_operator`, which reports one
+    that raises or returns an invalid tree with the plugin's name.
     """

@@ -4,59 +4,346 @@ Built-in plugins live in the repository's plugins/ folder and are declared in
 pyproject.toml under the entry-point group `genesys_dsl`, exactly like a
 third-party plugin. When running from a source tree without installed metadata,
 the built-ins are imported directly so the package still works.
+
+`GENESYS_PLUGINS=name,name` (entry-point names) loads only those plugins.
+
+A plugin that raises while registering is isolated: its failure is recorded as a
+`PluginFailure` (on the registry, and in `plugin_failures()`) and every other
+plugin's contributions stay. Conflicts between plugins (two with the same name,
+two registering the same primitive or operator) and unknown hook names are
+configuration errors and raise `PluginError`.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pluggy
 
 from . import hookspecs
 from .ops.registry import Primitive, Registry, RegistryError
 
+if TYPE_CHECKING:
+    from .gp.operator import Operator
+
 # entry-point name -> module, for the plugins that ship with genesys-dsl
-BUILTIN_PLUGINS = {"primitives": "genesys_primitives"}
+BUILTIN_PLUGINS = {"primitives": "genesys_primitives", "operators": "genesys_operators"}
+
+SELECTION_VARIABLE = "GENESYS_PLUGINS"
+BUILTIN_ORIGIN = "built-in"
+DIRECT_ORIGIN = "registered directly"
 
 
 class PluginError(RuntimeError):
     """A plugin that cannot be loaded or that registered something invalid."""
 
 
-@lru_cache(maxsize=None)
-def plugin_manager() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    pm.load_setuptools_entrypoints(hookspecs.PROJECT)
-    for name, module in BUILTIN_PLUGINS.items():
-        if pm.get_plugin(name) is None:
-            pm.register(importlib.import_module(module), name=name)
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that raised: reported with its name, never stopping the caller."""
+
+    plugin: str
+    hook: str  # a hook name, or "load" when importing the plugin failed
+    message: str
+
+    def __str__(self) -> str:
+        return f"plugin '{self.plugin}' failed in {self.hook}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"plugin": self.plugin, "hook": self.hook, "message": self.message}
+
+
+class GenesysPluginManager(pluggy.PluginManager):
+    """A pluggy manager that also remembers where each plugin came from and which
+    plugins failed to load."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.origins: dict[str, str] = {}  # plugin name -> "built-in" / "dist 1.0" / ...
+        self.load_failures: list[PluginFailure] = []
+
+    def add(self, plugin: object, name: str, origin: str) -> None:
+        """Register one plugin, turning pluggy's validation errors into PluginError."""
+        if self.has_plugin(name):
+            raise PluginError(f"two plugins are named '{name}': {self.origins[name]} and {origin}")
+        try:
+            self.register(plugin, name=name)
+        except (pluggy.PluginValidationError, ValueError) as err:
+            raise PluginError(f"plugin '{name}' ({origin}): {err}") from None
+        self.origins[name] = origin
+
+
+# ------------------------------------------------------------------ loading
+
+
+def make_plugin_manager(plugins: Mapping[str, object] | Iterable[object] | None = None) -> GenesysPluginManager:
+    """A fresh plugin manager. With `plugins` (name -> plugin, or plugin objects named
+    by their `__name__`), exactly those; without, the entry points of group
+    `genesys_dsl` and the built-ins, filtered by GENESYS_PLUGINS."""
+    pm = GenesysPluginManager()
+    if plugins is None:
+        _load_installed(pm, _selected_names())
+    else:
+        for name, plugin in _named(plugins):
+            pm.add(plugin, name, DIRECT_ORIGIN)
+    _check_hook_names(pm)
     return pm
+
+
+@lru_cache(maxsize=None)
+def plugin_manager() -> GenesysPluginManager:
+    """The process-wide plugin manager (installed plugins, per GENESYS_PLUGINS)."""
+    return make_plugin_manager()
+
+
+def _named(plugins: Mapping[str, object] | Iterable[object]) -> Iterator[tuple[str, object]]:
+    if isinstance(plugins, Mapping):
+        yield from plugins.items()
+    else:
+        for plugin in plugins:
+            yield getattr(plugin, "__name__", type(plugin).__name__), plugin
+
+
+def _installed_entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=hookspecs.PROJECT)}
+
+
+def available_plugins() -> list[str]:
+    """Names GENESYS_PLUGINS may list: every entry point of the group and every built-in."""
+    return sorted(set(_installed_entry_points()) | set(BUILTIN_PLUGINS))
+
+
+def _selected_names() -> set[str] | None:
+    """The names in GENESYS_PLUGINS, or None (load everything) when it is unset or blank."""
+    names = {n.strip() for n in os.environ.get(SELECTION_VARIABLE, "").split(",") if n.strip()}
+    if not names:
+        return None
+    unknown = sorted(names - set(available_plugins()))
+    if unknown:
+        raise PluginError(f"{SELECTION_VARIABLE} names unknown plugin(s) {', '.join(unknown)}; "
+                          f"available: {', '.join(available_plugins())}")
+    return names
+
+
+def _load_installed(pm: GenesysPluginManager, selected: set[str] | None) -> None:
+    def wanted(name: str) -> bool:
+        return selected is None or name in selected
+
+    for name, ep in _installed_entry_points().items():
+        if wanted(name):
+            _load(pm, name, ep.load, _origin(name, ep))
+    # a source tree without installed metadata (or stale metadata) still gets its built-ins
+    for name, module in BUILTIN_PLUGINS.items():
+        if wanted(name) and not pm.has_plugin(name):
+            _load(pm, name, lambda m=module: importlib.import_module(m), BUILTIN_ORIGIN)
+
+
+def _load(pm: GenesysPluginManager, name: str, load: Callable[[], object], origin: str) -> None:
+    """Import one plugin; one that fails to import is recorded, not fatal."""
+    try:
+        plugin = load()
+    except Exception as err:
+        pm.load_failures.append(PluginFailure(name, "load", _describe(err)))
+        return
+    pm.add(plugin, name, origin)
+
+
+def _origin(name: str, ep: EntryPoint) -> str:
+    dist = ep.dist
+    described = f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+    if BUILTIN_PLUGINS.get(name) == ep.value:
+        return f"{BUILTIN_ORIGIN} ({described})"
+    return described
+
+
+def _check_hook_names(pm: pluggy.PluginManager) -> None:
+    """A hookimpl whose name is no hookspec (a typo) would silently never run: refuse it."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as err:
+        raise PluginError(_unknown_hook_message(pm, err.plugin)) from None
+
+
+def _unknown_hook_message(pm: pluggy.PluginManager, plugin: object) -> str:
+    known = sorted(hook for hook, caller in vars(pm.hook).items() if caller.has_spec())
+    name = _plugin_name(pm, plugin)
+    for hook, caller in vars(pm.hook).items():
+        if caller.has_spec() or not any(impl.plugin is plugin for impl in caller.get_hookimpls()):
+            continue
+        close = difflib.get_close_matches(hook, known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known hooks: {', '.join(known)}"
+        return f"plugin '{name}' implements unknown hook '{hook}'{hint}"
+    return f"plugin '{name}' implements an unknown hook; known hooks: {', '.join(known)}"
 
 
 def _plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
     return pm.get_name(plugin) or getattr(plugin, "__name__", repr(plugin))
 
 
-@lru_cache(maxsize=None)
-def primitive_registry() -> Registry:
-    """All primitives registered by the loaded plugins."""
-    pm = plugin_manager()
-    registry = Registry()
-    for impl in pm.hook.register_primitives.get_hookimpls():
-        name = _plugin_name(pm, impl.plugin)
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
 
-        def register(prim: Primitive, _name: str = name) -> None:
-            try:
-                registry.register(prim, plugin=_name)
-            except RegistryError as err:
-                raise PluginError(f"plugin '{_name}': {err}") from None
+
+# ------------------------------------------------------------------ calling hooks
+
+
+def _collect(pm: pluggy.PluginManager, hook: str, accept: Callable[[Any, str], Any]
+             ) -> tuple[list[tuple[str, list[Any]]], list[PluginFailure]]:
+    """Call `hook` on each plugin separately, with a `register` callback that passes
+    each contribution through `accept(item, plugin_name)`. A plugin that raises
+    contributes nothing and is recorded as a failure; the others still count."""
+    contributions, failures = [], []
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        name = _plugin_name(pm, impl.plugin)
+        staged: list[Any] = []
+
+        def register(item: Any, _name: str = name, _staged: list = staged) -> None:
+            _staged.append(accept(item, _name))
 
         try:
-            impl.function(register=register)
-        except PluginError:
-            raise
-        except Exception as err:  # a broken plugin is named, not a bare traceback
-            raise PluginError(f"plugin '{name}' failed in register_primitives: {err}") from err
+            impl.function(**{arg: register for arg in impl.argnames})
+        except Exception as err:
+            failures.append(PluginFailure(name, hook, _describe(err)))
+            continue
+        contributions.append((name, staged))
+    return contributions, failures
+
+
+# ------------------------------------------------------------------ primitives
+
+
+@dataclass
+class PrimitiveRegistry(Registry):
+    """The primitives of a plugin manager, with the plugins that failed to register."""
+
+    failures: list[PluginFailure] = field(default_factory=list)
+
+
+def _accept_primitive(item: Any, plugin: str) -> Primitive:
+    if not isinstance(item, Primitive):
+        raise PluginError(f"register() takes a genesys_dsl.ops.Primitive, got {type(item).__name__}")
+    return replace(item, plugin=plugin)
+
+
+def build_primitive_registry(pm: pluggy.PluginManager) -> PrimitiveRegistry:
+    """All primitives registered by the plugins of `pm`."""
+    contributions, failures = _collect(pm, "register_primitives", _accept_primitive)
+    registry = PrimitiveRegistry(failures=failures)
+    for plugin, primitives in contributions:
+        for prim in primitives:
+            try:
+                registry.register(prim)
+            except RegistryError as err:  # a clash between two plugins: names both
+                raise PluginError(f"plugin '{plugin}': {err}") from None
     return registry
+
+
+@lru_cache(maxsize=None)
+def primitive_registry() -> PrimitiveRegistry:
+    """All primitives registered by the loaded plugins."""
+    return build_primitive_registry(plugin_manager())
+
+
+# ------------------------------------------------------------------ operators
+
+
+@dataclass
+class OperatorRegistry(Mapping):
+    """Name -> Operator, with the plugins that failed to register."""
+
+    operators: dict[str, Operator] = field(default_factory=dict)
+    failures: list[PluginFailure] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> Operator:
+        return self.operators[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.operators)
+
+    def __len__(self) -> int:
+        return len(self.operators)
+
+    def of_arity(self, arity: int) -> list[Operator]:
+        """Mutations (1) or crossovers (2), by name."""
+        return sorted((op for op in self.operators.values() if op.arity == arity), key=lambda op: op.name)
+
+    def add(self, op: Operator) -> None:
+        if op.name in self.operators:
+            raise PluginError(f"plugin '{op.plugin}': operator '{op.name}' is already registered by "
+                              f"{self.operators[op.name].plugin}")
+        self.operators[op.name] = op
+
+
+def _accept_operator(item: Any, plugin: str) -> Operator:
+    from .gp.operator import Operator  # lazily: genesys_dsl.gp may import this module
+
+    if not isinstance(item, Operator):
+        raise PluginError(f"register() takes a genesys_dsl.gp.Operator, got {type(item).__name__}")
+    return replace(item, plugin=plugin)
+
+
+def build_operator_registry(pm: pluggy.PluginManager) -> OperatorRegistry:
+    """All genetic-programming operators registered by the plugins of `pm`."""
+    contributions, failures = _collect(pm, "register_operators", _accept_operator)
+    registry = OperatorRegistry(failures=failures)
+    for _, operators in contributions:
+        for op in operators:
+            registry.add(op)
+    return registry
+
+
+@lru_cache(maxsize=None)
+def operator_registry() -> OperatorRegistry:
+    """All operators registered by the loaded plugins."""
+    return build_operator_registry(plugin_manager())
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def plugin_failures(pm: GenesysPluginManager | None = None) -> list[PluginFailure]:
+    """Every plugin that failed to load or to register, for `genesys plugins` and warnings."""
+    if pm is None:
+        pm, primitives, operators = plugin_manager(), primitive_registry(), operator_registry()
+    else:
+        primitives, operators = build_primitive_registry(pm), build_operator_registry(pm)
+    return [*pm.load_failures, *primitives.failures, *operators.failures]
+
+
+@dataclass(frozen=True)
+class PluginSummary:
+    """One loaded plugin: where it came from and what it registered."""
+
+    name: str
+    origin: str
+    primitives: list[str]
+    operators: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "origin": self.origin, "primitives": self.primitives,
+                "operators": self.operators}
+
+
+def plugin_summaries(pm: GenesysPluginManager | None = None) -> list[PluginSummary]:
+    """Every loaded plugin, by name, with its contributions."""
+    if pm is None:
+        pm, primitives, operators = plugin_manager(), primitive_registry(), operator_registry()
+    else:
+        primitives, operators = build_primitive_registry(pm), build_operator_registry(pm)
+    summaries = []
+    for name, plugin in sorted(pm.list_name_plugin()):
+        summaries.append(PluginSummary(
+            name=name,
+            origin=pm.origins.get(name, DIRECT_ORIGIN),
+            primitives=sorted(p.name for p in primitives if p.plugin == name),
+            operators=sorted(op.name for op in operators.values() if op.plugin == name),
+        ))
+    return summaries

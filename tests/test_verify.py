@@ -10,7 +10,7 @@ import torch.nn as nn
 import genesys_dsl as g
 from genesys_dsl.cli import main
 from genesys_dsl.ops import Registry, primitive, registry
-from genesys_dsl.verify import Thresholds, VerifyReport, verify
+from genesys_dsl.verify import VerifyReport, verify
 from genesys_dsl.verify.causality import cut_points
 from genesys_dsl.verify.memory import LiveBytes
 from genesys_primitives.torch_ops import TorchImpl

@@ -15,18 +15,9 @@ from dataclasses import dataclass, field
 from .. import ir
 from ..check import dims
 from ..check.analyze import CallRecord, Callee, UnitInfo, is_hyper, size_of
-from ..check.checker import Report
 from ..syntax.unparse import signature_line
-from .implementations import Implementation, helper_name, implementation, source_of
-from .naming import FILE_NAMES, Namespace, camel, safe, snake
-
-PRELUDE = """\
-import math
-
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-"""
+from .implementations import Implementation
+from .naming import FILE_NAMES, Namespace, safe, snake
 
 SIZE_HELPERS = {
     "floor": ("math.floor", None),

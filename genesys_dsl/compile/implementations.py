@@ -59,7 +59,3 @@ def implementation(prim: Primitive) -> Implementation:
         raise ImplementationError(f"the implementation of '{prim.name}' is named '{obj.__name__}'; "
                                   "generated code calls it by the primitive's name")
     return Implementation(prim.name, impl.kind, source_of(impl.target), tuple(impl.uses))
-
-
-def helper_name(target: str) -> str:
-    return target.partition(":")[2].split(".")[-1]

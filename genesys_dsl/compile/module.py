@@ -17,11 +17,12 @@ from ..check import check
 from ..check.checker import Report
 from ..check.stats import scaffold_setting
 from ..ops.registry import Registry
+from ..ops.torch_impl import PRELUDE
 from ..scales import Scale, get_scale
 from ..syntax.diagnostics import DSLError
 from ..syntax.unparse import unparse
-from .codegen import PRELUDE, SIZE_HELPERS, CompileError, UnitWriter, docstring, py_literal
-from .implementations import Implementation, helper_name, implementation, source_of
+from .codegen import SIZE_HELPERS, CompileError, UnitWriter, docstring
+from .implementations import Implementation, implementation, source_of
 from .naming import FILE_NAMES, Namespace, camel
 
 BACKENDS = ("torch",)
@@ -203,10 +204,6 @@ def load_source(source: str, name: str = "genesys_generated") -> types.ModuleTyp
     module.__dict__["__file__"] = f"<{name}>"
     exec(compile(source, f"<{name}>", "exec"), module.__dict__)  # noqa: S102 - generated from validated IR
     return module
-
-
-def scale_settings(scale: str | Scale | Mapping[str, Any]) -> Scale:
-    return get_scale(scale)
 
 
 def build(design: ir.Design, scale: str | Scale | Mapping[str, Any], *, seed: int = 0,

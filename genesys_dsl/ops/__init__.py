@@ -1,5 +1,6 @@
 """Primitive registry: signatures, families, temporal classes, cost formulas."""
 
+from .torch_impl import PRELUDE, TorchImpl
 from .registry import Bindings, Constraint, Primitive, Registry, RegistryError, numel, per_element, primitive
 
 
@@ -12,5 +13,5 @@ def registry() -> Registry:
 
 __all__ = [
     "Bindings", "Constraint", "Primitive", "Registry", "RegistryError", "numel", "per_element",
-    "primitive", "registry",
+    "primitive", "registry", "PRELUDE", "TorchImpl",
 ]
