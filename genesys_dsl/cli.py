@@ -273,6 +273,67 @@ def cmd_verify(args) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
+# ------------------------------------------------------------------ genetic programming
+
+
+def _write_offspring(offspring, parents: list[Path], output: str | None) -> None:
+    """The child spec, with a header comment saying where it came from."""
+    design = offspring.design.model_copy(deep=True)
+    origin = f"# {offspring.operator} of {', '.join(p.name for p in parents)}"
+    design.comments = [origin] + [f"#   {edit}" for edit in offspring.edits]
+    text = unparse(design)
+    if output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+        print(f"wrote {output}: {offspring.operator}", file=sys.stderr)
+        for edit in offspring.edits:
+            print(f"  {edit}", file=sys.stderr)
+
+
+def _gp_call(make):
+    from .gp import GPError, OperatorError
+
+    try:
+        return make()
+    except (GPError, OperatorError) as err:
+        raise UsageError(str(err)) from None
+
+
+def cmd_mutate(args) -> int:
+    from .gp import mutate
+
+    design = read_design(args.spec)
+    offspring = _gp_call(lambda: mutate(design, seed=args.seed, op=args.op))
+    _write_offspring(offspring, [Path(args.spec)], args.output)
+    return EXIT_OK
+
+
+def cmd_cross(args) -> int:
+    from .gp import crossover
+
+    a, b = read_design(args.a), read_design(args.b)
+    offspring = _gp_call(lambda: crossover(a, b, seed=args.seed, op=args.op))
+    _write_offspring(offspring, [Path(args.a), Path(args.b)], args.output)
+    return EXIT_OK
+
+
+def cmd_diff(args) -> int:
+    from .gp import canonical_hash, diff
+
+    a, b = read_design(args.a), read_design(args.b)
+    edits = diff(a, b)
+    same = canonical_hash(a) == canonical_hash(b)
+    if args.format == "json":
+        print(json.dumps({"same_architecture": same, "edits": edits}, indent=2))
+    else:
+        for line in edits:
+            print(line)
+        if not edits:
+            print("no structural difference" + (" (same canonical hash)" if same else ""))
+    return EXIT_OK if not edits else EXIT_PROBLEMS
+
+
 # ------------------------------------------------------------------ schema, reference
 
 
@@ -341,6 +402,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("stats", cmd_stats, "print parameter counts and forward FLOPs per token")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--scale", action="append", metavar="NAME", help="scale name (repeatable; default: all)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = command("mutate", cmd_mutate, "write a mutated copy of a spec (a typed tree edit)")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--seed", type=int, required=True, help="the same seed gives the same offspring")
+    p.add_argument("--op", metavar="NAME", help="the operator to apply (default: one drawn by weight)")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write the child (default: stdout)")
+
+    p = command("cross", cmd_cross, "write a child of two specs (typed crossover)")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--seed", type=int, required=True, help="the same seed gives the same offspring")
+    p.add_argument("--op", metavar="NAME", help="the crossover operator (default: one drawn by weight)")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write the child (default: stdout)")
+
+    p = command("diff", cmd_diff, "the structural difference of two specs, in units and edits (exit 1 if any)")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
     p = command("compile", cmd_compile, "compile a spec to one standalone PyTorch module")

@@ -152,3 +152,28 @@ def test_console_script_runs_and_json_check_of_a_json_design(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"ok": True, "diagnostics": []}
+
+
+def test_mutate_is_seeded_and_writes_a_valid_child(tmp_path, capsys):
+    out_a, out_b = tmp_path / "a.gab", tmp_path / "b.gab"
+    assert run(capsys, "mutate", str(SPECS / "llama.gab"), "--seed", "5", "-o", str(out_a))[0] == 0
+    assert run(capsys, "mutate", str(SPECS / "llama.gab"), "--seed", "5", "-o", str(out_b))[0] == 0
+    assert out_a.read_text() == out_b.read_text()
+    assert out_a.read_text().startswith("# ")  # the operator and its edits
+    assert run(capsys, "check", str(out_a))[0] == 0
+
+
+def test_cross_and_diff(tmp_path, capsys):
+    child = tmp_path / "child.gab"
+    assert run(capsys, "cross", str(SPECS / "transformer.gab"), str(SPECS / "mamba2.gab"), "--seed", "2",
+               "-o", str(child))[0] == 0
+    code, out, _ = run(capsys, "diff", str(SPECS / "transformer.gab"), str(child), "--format", "json")
+    data = json.loads(out)
+    assert code == 1 and data["edits"] and data["same_architecture"] is False
+    code, out, _ = run(capsys, "diff", str(SPECS / "transformer.gab"), str(SPECS / "transformer.gab"))
+    assert code == 0 and "no structural difference" in out
+
+
+def test_unknown_operator_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "mutate", str(SPECS / "llama.gab"), "--seed", "1", "--op", "nope")
+    assert code == 2 and "no operator 'nope'" in err and "Traceback" not in err
