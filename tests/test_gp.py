@@ -284,3 +284,8 @@ def test_mutate_enforces_bloat_limits():
     else:
         pytest.fail("duplicate_branch grew the block without limit")
     assert bloat_problem(design) is None
+
+
+def test_bloat_control_rejects_an_all_but_empty_block():
+    empty = g.parse("design empty\nblock(x: seq[D]) -> seq[D] {\n    return x + Scale(x)\n}\n")
+    assert "at least" in bloat_problem(empty)

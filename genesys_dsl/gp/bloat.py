@@ -2,8 +2,8 @@
 
 Genetic programming grows trees unless something stops it. A design is rejected
 when it has too many units, a unit with too many statements, an expression nested
-too deeply, or too many parameters at the reference scale (cpu-xs), relative to that
-scale's parameter target (the transformer seed's count).
+too deeply, or too many (or too few) parameters at the reference scale (cpu-xs),
+relative to that scale's parameter target (the transformer seed's count).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ class Limits:
     max_statements: int = 32  # per unit
     max_depth: int = 14  # nesting of one expression
     max_param_ratio: float = 4.0  # parameters at the reference scale / its param_target
+    # ...and at least this: an all-but-empty block (e.g. a mixer removed) is not worth
+    # training, and verify's budget fit could not bring it to its scale
+    min_param_ratio: float = 0.4
     scale: str = REFERENCE_SCALE
 
 
@@ -79,6 +82,9 @@ def bloat_problem(design: ir.Design, limits: Limits | None = None) -> str | None
     cap = limits.max_param_ratio * scale.param_target
     if figures.params > cap:
         return f"{figures.params:,} parameters at {scale.name} (limit {int(cap):,})"
+    floor = limits.min_param_ratio * scale.param_target
+    if figures.params < floor:
+        return f"{figures.params:,} parameters at {scale.name} (at least {int(floor):,})"
     return None
 
 
