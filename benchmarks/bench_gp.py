@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     for child in sample:
         report = verify(child.design, "cpu-xs", checks=("budget", "causality", "gradients"))
         verified += report.ok
-    print(f"  build and pass verify at cpu-xs:   {percent(verified, len(sample))}")
+    if sample:
+        print(f"  build and pass verify at cpu-xs:   {percent(verified, len(sample))}")
 
     hashes = [canonical_hash(c.design) for c in children]
     seed_hashes = {canonical_hash(d) for d in population}

@@ -83,8 +83,8 @@ def check(
 ) -> Report:
     """Check a design statically; `scales` (default: every configured scale) are
     where sizes are evaluated. A design without source spans (built in code or
-    loaded from JSON) is checked through its canonical text, so every diagnostic
-    still has a line and column."""
+    loaded from JSON) with anything to report is checked through its canonical text,
+    so every diagnostic still has a line and column."""
     from ..ops import registry as default_registry
     from ..syntax.parse import parse
     from ..syntax.unparse import unparse
@@ -92,11 +92,16 @@ def check(
     registry = registry or default_registry()
     source = source if source is not None else design._source
     file = file if file is not None else design._file
-    if design.span is None:
-        source = unparse(design)
-        file = file or f"<{design.name}>"
-        design = parse(source, filename=file)
     scale_list = list(configured_scales().values()) if scales is None else [get_scale(s) for s in scales]
+    if design.span is None:
+        file = file or f"<{design.name}>"
+        # Most GP offspring are clean: check the tree as it is, and only when there is
+        # something to report, check its canonical text so every diagnostic has a place.
+        report = Checker(design, registry, file, None).run(scale_list)
+        if not report.diagnostics:
+            return report
+        source = unparse(design)
+        design = parse(source, filename=file)
     return Checker(design, registry, file, source).run(scale_list)
 
 

@@ -81,6 +81,10 @@ def compile_source(design: ir.Design, scale: str | Scale | Mapping[str, Any] | N
     from ..ops import registry as default_registry
 
     registry = registry or default_registry()
+    if design.span is None:  # call sites are told apart by their place in the text
+        from ..syntax.parse import parse
+
+        design = parse(unparse(design), filename=f"<{design.name}>")
     sc = get_scale(scale) if scale is not None else None
     report = _checked(design, registry, [sc] if sc else [])
     design = report.design
