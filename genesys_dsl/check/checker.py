@@ -128,7 +128,7 @@ class Checker:
         block = self.design.block
         if block is not None and block.name in infos and len(infos[block.name].dim_vars) == 1:
             for scale in scale_list:
-                walker = ScaleWalker(infos, scale, cyclic)
+                walker = ScaleWalker(infos, scale, cyclic, costs=False)
                 walker.walk(block.name, walker.block_env(infos[block.name]))
                 self.out.extend(to_diagnostics(walker.problems.values(), self.file))
         diagnostics = _merge_scale_duplicates(self.out)

@@ -42,10 +42,11 @@ class ScaleWalker:
     scale costs only their evaluation; messages are written only for sizes that fail.
     """
 
-    def __init__(self, infos: dict[str, UnitInfo], scale: Scale, skip: set[str]):
+    def __init__(self, infos: dict[str, UnitInfo], scale: Scale, skip: set[str], *, costs: bool = True):
         self.infos = infos
         self.scale = scale
         self.skip = skip  # units in a call cycle: not instantiated
+        self.costs = costs  # False when only checking: the formulas are then not evaluated
         self.problems: dict[tuple, ScaleProblem] = {}
         self.memo: dict[tuple, Cost] = {}
 
@@ -73,7 +74,7 @@ class ScaleWalker:
                 continue
             if not self.size_check(check, env):
                 failed.add(check.key)
-        for evaluators, per_element in info.compiled_elementwise:
+        for evaluators, per_element in info.compiled_elementwise if self.costs else ():
             numel = self.numel(evaluators, env)
             if numel is not None:
                 cost.flops += per_element * numel
@@ -185,6 +186,8 @@ class ScaleWalker:
                 self.problem(call.span, "constraint",
                              f"{prim.name}(): {_format(c.message, shown)} at scale {self.scale.name}",
                              hint=_format(c.hint, shown) if c.hint else None)
+        if not self.costs:
+            return Cost()
         try:
             return Cost(params=int(prim.params(b)), flops=float(prim.flops(b)))
         except (ArithmeticError, KeyError, TypeError, ValueError):
