@@ -23,7 +23,7 @@ from .plugins import PluginError
 from .scales import ConfigError, get_scale, scales as configured_scales
 from .syntax.diagnostics import Diagnostic, DSLError, render_all
 from .syntax.files import InputError, find_specs, read_design
-from .syntax.parse import parse
+from .syntax.parse import parse, read_text
 from .syntax.unparse import unparse
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -111,8 +111,6 @@ def cmd_fmt(args) -> int:
     problems = 0
     for path in find_specs(args.paths, suffixes=(".gab",)):
         try:
-            from .syntax.parse import read_text
-
             text = read_text(path)
             formatted = unparse(parse(text, filename=str(path)))
         except DSLError as err:

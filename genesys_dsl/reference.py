@@ -119,13 +119,9 @@ def primitives_markdown(registry: Registry | None = None) -> str:
     registry = registry or default_registry()
     rows = ["| family | signature | time | parameters | summary |", "|---|---|---|---|---|"]
     for p in registry:
-        learned = "learned" if _has_params(p) else "none"
+        learned = "learned" if p.learns else "none"
         rows.append(f"| {p.family} | `{_md(_one_line(p))}` | {p.temporal} | {learned} | {_md(p.summary)} |")
     return "\n".join(rows)
-
-
-def _has_params(prim) -> bool:
-    return prim.learns
 
 
 def docs_with_table(doc: str, registry: Registry | None = None) -> str:

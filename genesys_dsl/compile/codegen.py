@@ -122,12 +122,6 @@ def _precedence(text_op: str | None) -> int:
 # ----------------------------------------------------------------- a unit
 
 
-@dataclass
-class Submodule:
-    attr: str
-    construct: list[str]  # lines of __init__ (relative indent 0)
-
-
 class UnitWriter:
     """Writes one unit as an nn.Module class."""
 

@@ -86,8 +86,3 @@ def bloat_problem(design: ir.Design, limits: Limits | None = None) -> str | None
     if figures.params < floor:
         return f"{figures.params:,} parameters at {scale.name} (at least {int(floor):,})"
     return None
-
-
-def acceptable(design: ir.Design, limits: Limits | None = None) -> bool:
-    """Checks clean at the reference scale and is within the limits."""
-    return bloat_problem(design, limits) is None

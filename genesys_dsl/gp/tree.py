@@ -139,10 +139,6 @@ def names_in(e) -> list[str]:
     return [n.id for _, n in walk(e) if isinstance(n, ir.Name)]
 
 
-def statement_exprs(s) -> list:
-    return [s.value] if isinstance(s, ir.Assign) else list(s.values)
-
-
 def unit_names(unit: ir.Unit) -> set[str]:
     """Every name a unit declares: parameters, dims bound by input shapes, locals."""
     out = {p.name for p in unit.params}
@@ -163,15 +159,6 @@ def fresh_name(taken: Iterable[str], base: str) -> str:
     while f"{base}{i}" in taken:
         i += 1
     return f"{base}{i}"
-
-
-def rename_in_expr(e, mapping: dict[str, str], calls: dict[str, str] | None = None) -> None:
-    """Rename names (and, with `calls`, call targets) in place."""
-    for _, n in walk(e):
-        if isinstance(n, ir.Name) and n.id in mapping:
-            n.id = mapping[n.id]
-        elif calls and isinstance(n, ir.Call) and n.func in calls:
-            n.func = calls[n.func]
 
 
 def inputs(unit: ir.Unit) -> list[ir.Param]:

@@ -114,14 +114,12 @@ class Registry:
 
     primitives: dict[str, Primitive] = field(default_factory=dict)
 
-    def register(self, prim: Primitive, *, plugin: str | None = None) -> None:
+    def register(self, prim: Primitive) -> None:
         if not isinstance(prim, Primitive):
             raise RegistryError(f"register() takes a Primitive, got {type(prim).__name__}")
         if prim.name in self.primitives:
             owner = self.primitives[prim.name].plugin or "another plugin"
             raise RegistryError(f"primitive '{prim.name}' is already registered by {owner}")
-        if plugin is not None and prim.plugin is None:
-            prim = _with_plugin(prim, plugin)
         self.primitives[prim.name] = prim
 
     def get(self, name: str) -> Primitive | None:
@@ -141,12 +139,6 @@ class Registry:
         for p in self:
             out.setdefault(p.family, []).append(p)
         return out
-
-
-def _with_plugin(prim: Primitive, plugin: str) -> Primitive:
-    from dataclasses import replace
-
-    return replace(prim, plugin=plugin)
 
 
 def probe_bindings(prim: Primitive, size: int = 8) -> dict[str, Any]:
