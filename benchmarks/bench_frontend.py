@@ -37,6 +37,17 @@ Step = Callable[[str], object]
 def steps() -> list[tuple[str, Step]]:
     """The front-end steps to time, each a function of the spec text."""
     found: list[tuple[str, Step]] = [("parse", lambda text: parse(text))]
+    from genesys_dsl import ir
+    from genesys_dsl.syntax.json_form import loads
+
+    as_json: dict[str, str] = {}  # the peer: the same design read from its JSON form
+
+    def json_load(text: str) -> object:
+        if text not in as_json:
+            as_json[text] = ir.dumps(parse(text))
+        return loads(as_json[text])
+
+    found.append(("json (peer)", json_load))
     try:
         from genesys_dsl import check
     except ImportError:

@@ -454,6 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `genesys reference | head`
         sys.stderr.close()
         return EXIT_OK
+    except OSError as err:  # an output file that cannot be written, a folder that cannot be read
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"genesys: error: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 

@@ -72,6 +72,11 @@ def test_usage_and_io_errors_exit_2_without_traceback(argv, message, capsys, mon
     assert code == 2 and message in err and "Traceback" not in err + out
 
 
+def test_unwritable_output_is_a_usage_error_without_traceback(tmp_path, capsys):
+    code, out, err = run(capsys, "compile", str(SPECS / "gpt2.gab"), "-o", str(tmp_path / "missing" / "m.py"))
+    assert code == 2 and "No such file or directory" in err and "Traceback" not in err + out
+
+
 def test_unknown_subcommand_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit:
         main(["frobnicate"])
