@@ -360,8 +360,9 @@ def cmd_plugins(args) -> int:
     else:
         for s in summaries:
             print(f"{s.name}: {s.origin}")
-            for kind, names in (("primitive", s.primitives), ("operator", s.operators)):
-                print(f"  {len(names)} {kind}{'s' * (len(names) != 1)}" + (f": {', '.join(names)}" if names else ""))
+            for kind, names in s.contributions.items():
+                if names or kind in ("primitive", "operator"):
+                    print(f"  {len(names)} {kind}{'s' * (len(names) != 1)}" + (f": {', '.join(names)}" if names else ""))
         for failure in failures:
             print(f"warning: {failure}")
     return EXIT_PROBLEMS if failures else EXIT_OK

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from .gp.operator import Operator
 
 # entry-point name -> module, for the plugins that ship with genesys-dsl
-BUILTIN_PLUGINS = {"primitives": "genesys_primitives", "operators": "genesys_operators"}
+BUILTIN_PLUGINS = {"primitives": "genesys_primitives", "operators": "genesys_operators",
+                   "benchmarks": "genesys_benchmarks", "agents": "genesys_agents", "evolve": "genesys_evolve"}
 
 SELECTION_VARIABLE = "GENESYS_PLUGINS"
 BUILTIN_ORIGIN = "built-in"
@@ -252,98 +253,177 @@ def primitive_registry() -> PrimitiveRegistry:
     return build_primitive_registry(plugin_manager())
 
 
-# ------------------------------------------------------------------ operators
+# ------------------------------------------------------------------ named contributions
 
 
 @dataclass
-class OperatorRegistry(Mapping):
-    """Name -> Operator, with the plugins that failed to register."""
+class NamedRegistry(Mapping):
+    """Name -> contribution (an operator, benchmark suite, agent backend, store or
+    executor), with the plugins that failed to register."""
 
-    operators: dict[str, Operator] = field(default_factory=dict)
+    kind: str  # what the contributions are, for messages: "operator", "benchmark suite", ...
+    entries: dict[str, Any] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
 
-    def __getitem__(self, name: str) -> Operator:
-        return self.operators[name]
+    def __getitem__(self, name: str) -> Any:
+        return self.entries[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.operators)
+        return iter(self.entries)
 
     def __len__(self) -> int:
-        return len(self.operators)
+        return len(self.entries)
+
+    def add(self, item: Any) -> None:
+        if item.name in self.entries:
+            raise PluginError(f"plugin '{item.plugin}': {self.kind} '{item.name}' is already registered by "
+                              f"{self.entries[item.name].plugin}")
+        self.entries[item.name] = item
+
+    def lookup(self, name: str) -> Any:
+        """The contribution called `name`, or a PluginError that lists what exists."""
+        if name in self.entries:
+            return self.entries[name]
+        close = difflib.get_close_matches(name, list(self.entries), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        available = ", ".join(sorted(self.entries)) or "none (is its plugin loaded? see `genesys plugins`)"
+        raise PluginError(f"unknown {self.kind} '{name}'{hint} Available: {available}")
+
+
+class OperatorRegistry(NamedRegistry):
+    """Name -> genetic-programming Operator."""
 
     def of_arity(self, arity: int) -> list[Operator]:
         """Mutations (1) or crossovers (2), by name."""
-        return sorted((op for op in self.operators.values() if op.arity == arity), key=lambda op: op.name)
-
-    def add(self, op: Operator) -> None:
-        if op.name in self.operators:
-            raise PluginError(f"plugin '{op.plugin}': operator '{op.name}' is already registered by "
-                              f"{self.operators[op.name].plugin}")
-        self.operators[op.name] = op
+        return sorted((op for op in self.entries.values() if op.arity == arity), key=lambda op: op.name)
 
 
-def _accept_operator(item: Any, plugin: str) -> Operator:
-    from .gp.operator import Operator  # lazily: genesys_dsl.gp may import this module
+def _accepting(kind: str, cls: type) -> Callable[[Any, str], Any]:
+    """A register() filter: only instances of `cls`, stamped with the registering plugin."""
 
-    if not isinstance(item, Operator):
-        raise PluginError(f"register() takes a genesys_dsl.gp.Operator, got {type(item).__name__}")
-    return replace(item, plugin=plugin)
+    def accept(item: Any, plugin: str) -> Any:
+        if not isinstance(item, cls):
+            raise PluginError(f"register() takes a {cls.__module__.split('.')[0]}.{cls.__qualname__} "
+                              f"({kind}), got {type(item).__name__}")
+        return replace(item, plugin=plugin)
+
+    return accept
+
+
+def build_named_registry(pm: pluggy.PluginManager, hook: str, kind: str, cls: type,
+                         registry_class: type[NamedRegistry] = NamedRegistry) -> NamedRegistry:
+    """Every `cls` the plugins of `pm` registered through `hook`."""
+    contributions, failures = _collect(pm, hook, _accepting(kind, cls))
+    registry = registry_class(kind=kind, failures=failures)
+    for _, items in contributions:
+        for item in items:
+            registry.add(item)
+    return registry
+
+
+def _contribution_kinds() -> dict[str, tuple[str, type, type[NamedRegistry]]]:
+    """hook -> (kind, class, registry class); imported lazily, as these modules import this one."""
+    from .agents.backend import AgentBackend
+    from .evaluate.suite import BenchmarkSuite
+    from .evolve.executor import ExecutorKind
+    from .evolve.store import StoreKind
+    from .gp.operator import Operator
+
+    return {
+        "register_operators": ("operator", Operator, OperatorRegistry),
+        "register_benchmarks": ("benchmark suite", BenchmarkSuite, NamedRegistry),
+        "register_agents": ("agent backend", AgentBackend, NamedRegistry),
+        "register_stores": ("store", StoreKind, NamedRegistry),
+        "register_executors": ("executor", ExecutorKind, NamedRegistry),
+    }
+
+
+def build_registry(pm: pluggy.PluginManager, hook: str) -> NamedRegistry:
+    kind, cls, registry_class = _contribution_kinds()[hook]
+    return build_named_registry(pm, hook, kind, cls, registry_class)
+
+
+@lru_cache(maxsize=None)
+def registry_for(hook: str) -> NamedRegistry:
+    """What the loaded plugins registered through `hook` (cached per process)."""
+    return build_registry(plugin_manager(), hook)
 
 
 def build_operator_registry(pm: pluggy.PluginManager) -> OperatorRegistry:
     """All genetic-programming operators registered by the plugins of `pm`."""
-    contributions, failures = _collect(pm, "register_operators", _accept_operator)
-    registry = OperatorRegistry(failures=failures)
-    for _, operators in contributions:
-        for op in operators:
-            registry.add(op)
-    return registry
+    return build_registry(pm, "register_operators")
 
 
-@lru_cache(maxsize=None)
 def operator_registry() -> OperatorRegistry:
     """All operators registered by the loaded plugins."""
-    return build_operator_registry(plugin_manager())
+    return registry_for("register_operators")
+
+
+def benchmark_registry() -> NamedRegistry:
+    """All benchmark suites registered by the loaded plugins."""
+    return registry_for("register_benchmarks")
+
+
+def agent_registry() -> NamedRegistry:
+    """All agent backends registered by the loaded plugins."""
+    return registry_for("register_agents")
+
+
+def store_registry() -> NamedRegistry:
+    """All archive stores registered by the loaded plugins."""
+    return registry_for("register_stores")
+
+
+def executor_registry() -> NamedRegistry:
+    """All executors registered by the loaded plugins."""
+    return registry_for("register_executors")
 
 
 # ------------------------------------------------------------------ reporting
 
 
+def _registries(pm: GenesysPluginManager | None) -> tuple[GenesysPluginManager, Registry, dict[str, NamedRegistry]]:
+    if pm is None:
+        return plugin_manager(), primitive_registry(), {h: registry_for(h) for h in _contribution_kinds()}
+    return pm, build_primitive_registry(pm), {h: build_registry(pm, h) for h in _contribution_kinds()}
+
+
 def plugin_failures(pm: GenesysPluginManager | None = None) -> list[PluginFailure]:
     """Every plugin that failed to load or to register, for `genesys plugins` and warnings."""
-    if pm is None:
-        pm, primitives, operators = plugin_manager(), primitive_registry(), operator_registry()
-    else:
-        primitives, operators = build_primitive_registry(pm), build_operator_registry(pm)
-    return [*pm.load_failures, *primitives.failures, *operators.failures]
+    pm, primitives, named = _registries(pm)
+    return [*pm.load_failures, *primitives.failures, *(f for r in named.values() for f in r.failures)]
 
 
 @dataclass(frozen=True)
 class PluginSummary:
-    """One loaded plugin: where it came from and what it registered."""
+    """One loaded plugin: where it came from and what it registered, by kind."""
 
     name: str
     origin: str
-    primitives: list[str]
-    operators: list[str]
+    contributions: dict[str, list[str]]  # kind ("primitive", "operator", ...) -> names
+
+    @property
+    def primitives(self) -> list[str]:
+        return self.contributions.get("primitive", [])
+
+    @property
+    def operators(self) -> list[str]:
+        return self.contributions.get("operator", [])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "origin": self.origin, "primitives": self.primitives,
-                "operators": self.operators}
+        # one key per kind, plural: "primitives", "operators", "benchmark_suites", ...
+        return {"name": self.name, "origin": self.origin,
+                **{kind.replace(" ", "_") + "s": names for kind, names in self.contributions.items()}}
 
 
 def plugin_summaries(pm: GenesysPluginManager | None = None) -> list[PluginSummary]:
     """Every loaded plugin, by name, with its contributions."""
-    if pm is None:
-        pm, primitives, operators = plugin_manager(), primitive_registry(), operator_registry()
-    else:
-        primitives, operators = build_primitive_registry(pm), build_operator_registry(pm)
+    pm, primitives, named = _registries(pm)
     summaries = []
-    for name, plugin in sorted(pm.list_name_plugin()):
-        summaries.append(PluginSummary(
-            name=name,
-            origin=pm.origins.get(name, DIRECT_ORIGIN),
-            primitives=sorted(p.name for p in primitives if p.plugin == name),
-            operators=sorted(op.name for op in operators.values() if op.plugin == name),
-        ))
+    for name, _ in sorted(pm.list_name_plugin()):
+        contributions = {"primitive": sorted(p.name for p in primitives if p.plugin == name)}
+        for registry in named.values():
+            contributions[registry.kind] = sorted(n for n, item in registry.items() if item.plugin == name)
+        summaries.append(PluginSummary(name=name, origin=pm.origins.get(name, DIRECT_ORIGIN),
+                                       contributions=contributions))
     return summaries

@@ -196,7 +196,7 @@ def test_cli_reports_failing_plugins(monkeypatch, capsys):
     pm = make_plugin_manager({"good": Primitives("act_a"), "bad": Raising()})
     monkeypatch.setattr(plugins, "plugin_manager", lambda: pm)
     monkeypatch.setattr(plugins, "primitive_registry", lambda: build_primitive_registry(pm))
-    monkeypatch.setattr(plugins, "operator_registry", lambda: build_operator_registry(pm))
+    monkeypatch.setattr(plugins, "registry_for", lambda hook: plugins.build_registry(pm, hook))
     assert main(["plugins"]) == 1
     out = capsys.readouterr().out
     assert "good: registered directly\n  1 primitive: act_a\n  0 operators" in out
@@ -319,7 +319,8 @@ def test_example_plugin_is_listed_with_its_version(example_site):
     assert result.returncode == 0, result.stderr
     example = next(p for p in json.loads(result.stdout)["plugins"] if p["name"] == "example")
     assert example == {"name": "example", "origin": "genesys-plugin-example 0.1.0",
-                       "primitives": ["swish_beta"], "operators": ["scale_float"]}
+                       "primitives": ["swish_beta"], "operators": ["scale_float"], "benchmark_suites": [],
+                       "agent_backends": [], "stores": [], "executors": []}
 
 
 def test_example_plugin_primitive_builds_and_operator_applies(example_site):

@@ -1,0 +1,19 @@
+"""The built-in archive store (SQLite) and executors (in-process, subprocess pool)."""
+
+from genesys_dsl import hookimpl
+
+
+@hookimpl
+def register_stores(register):
+    from . import stores
+
+    for kind in stores.STORES:
+        register(kind)
+
+
+@hookimpl
+def register_executors(register):
+    from . import executors
+
+    for kind in executors.EXECUTORS:
+        register(kind)
