@@ -1,0 +1,417 @@
+"""The evolution loop: propose children, score them up a ladder, keep everything.
+
+One driver process owns the archive; executors only run jobs. Each state change is
+one store transaction, so a run killed at any point resumes from its archive: the
+evaluations it had started are queued again, proposal numbers continue where they
+stopped, and every random choice is drawn from the run seed and the proposal number.
+
+A steady-state loop: while workers are free it submits queued evaluations (seeds and
+promotions first, oldest first), otherwise it proposes a child; every finished
+evaluation updates the design's fitness at that rung and may promote the best
+`selection_ratio` of a rung to the next one, within the rung budgets.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import ir
+from ..check import check, diagnostics_dict
+from ..evaluate.fitness import bootstrap, fitness
+from ..evaluate.ladder import place
+from ..evaluate.suite import EvaluationError, TaskScore
+from ..gp import GPError, canonical_hash, crossover, mutate
+from ..plugins import executor_registry, store_registry
+from ..scales import ConfigError, Ladder, get_ladder, get_scale
+from ..syntax.diagnostics import DSLError
+from ..syntax.files import find_specs, read_design
+from ..syntax.unparse import unparse
+from .config import EvolveConfig
+from .executor import Job, JobResult, Limits
+from .jobs import EVALUATE
+from .search import Candidate, choose_kind, choose_parents, island_of, migrants, proposal_rng
+from .store import FAILED, OK, DesignRecord, EvaluationResult
+
+STORE = "sqlite"
+
+
+@dataclass
+class Tally:
+    """What the progress display and the final summary show."""
+
+    proposed: int = 0
+    valid: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    evaluated: Counter = field(default_factory=Counter)  # rung -> designs finished there
+    promoted: Counter = field(default_factory=Counter)  # rung -> designs promoted to it
+    failures: Counter = field(default_factory=Counter)  # reason -> evaluations failed
+    best: tuple[float, str, str] | None = None  # (fitness, rung, design name)
+    started: float = field(default_factory=time.monotonic)
+    elapsed_before: float = 0.0
+
+    def designs_per_minute(self) -> float:
+        minutes = (time.monotonic() - self.started) / 60
+        return sum(self.evaluated.values()) / minutes if minutes > 0 else 0.0
+
+
+class Evolution:
+    def __init__(self, config: EvolveConfig, run_dir: str | Path, *,
+                 on_update: Callable[[Evolution], None] | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store_registry().lookup(STORE).open(str(self.run_dir))
+        self.config = self._settle_config(config)
+        self.ladder: Ladder = get_ladder(self.config.run.ladder)
+        self.rungs = self.ladder.rung_names
+        self.budgets = {r.name: self.config.evaluation.budgets.get(r.name, r.budget) for r in self.ladder.rungs}
+        self.on_update = on_update
+        self.tally = Tally(elapsed_before=float(self.store.get_meta("elapsed_seconds", 0.0)))
+        self.submitted: dict[str, int] = {}  # job key -> evaluation id, this session
+        self.designs: dict[str, ir.Design] = {}
+        self.islands: dict[str, int] = dict(self.store.get_meta("islands", {}))
+        self.stop_reason = ""
+
+    # ------------------------------------------------------------ setup
+
+    def _settle_config(self, config: EvolveConfig | None) -> EvolveConfig:
+        """A new run records its config; a resumed one must be given the same or none."""
+        stored = self.store.get_meta("config")
+        if stored is None:
+            if config is None:
+                config = EvolveConfig()
+            self.store.set_meta("config", config.model_dump(mode="json"))
+            return config
+        recorded = EvolveConfig(**stored)
+        if config is not None and config.model_dump(mode="json") != stored:
+            raise ConfigError(f"{self.run_dir} was started with another configuration; resume it without "
+                              f"--config, or start a new run with another --run folder")
+        return recorded
+
+    def _seed(self) -> None:
+        """First start: archive the seed designs and queue them at the lowest rung."""
+        if self.store.get_meta("seeded"):
+            return
+        paths = find_specs(self.config.run.seeds) if self.config.run.seeds else _bundled_seeds()
+        for path in paths:
+            design = read_design(path)
+            with self.store.transaction():
+                problem = self._problem(design)
+                rec = DesignRecord.from_design(design, origin="seed", operator=None,
+                                               status="invalid" if problem else "valid", reason=problem)
+                if self.store.add_design(rec) and not problem:
+                    self._queue(rec.id, self.rungs[0])
+                self.islands.setdefault(rec.id, len(self.islands) % self.config.search.islands)
+                self.store.set_meta("islands", self.islands)
+        self.store.set_meta("seeded", True)
+        self.store.log_event("seeded", {"designs": [str(p) for p in paths]})
+
+    def _queue(self, design_id: str, rung: str) -> None:
+        for k in range(self.config.evaluation.seeds):
+            self.store.queue_evaluation(design_id, rung, self.config.run.seed + k)
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self) -> Tally:
+        executor_kind = executor_registry().lookup(self.config.executor.name)
+        settings = {"workers": self.config.executor.workers, **self.config.executor.settings}
+        executor = executor_kind.create(settings)
+        requeued = self.store.requeue_running()
+        self.store.log_event("started", {"requeued": requeued, "elapsed_before": self.tally.elapsed_before})
+        self._seed()
+        self._rebuild_tally()
+        budget = self.config.run.minutes * 60 - self.tally.elapsed_before
+        deadline = time.monotonic() + budget
+        last_save = time.monotonic()
+        try:
+            while True:
+                if time.monotonic() >= deadline:
+                    self.stop_reason = "time budget spent"
+                    break
+                self._fill(executor)
+                if executor.running() == 0:
+                    self.stop_reason = "every rung budget spent" if not self._can_propose() else "nothing to do"
+                    break
+                for result in executor.results(timeout=min(1.0, max(0.05, deadline - time.monotonic()))):
+                    self._finished(result)
+                if time.monotonic() - last_save > 5:
+                    self._save_elapsed()
+                    last_save = time.monotonic()
+                if self.on_update:
+                    self.on_update(self)
+        except KeyboardInterrupt:
+            self.stop_reason = "interrupted (resume with the same --run)"
+        finally:
+            executor.shutdown(cancel=True)
+            self._save_elapsed()
+            self.store.log_event("stopped", {"reason": self.stop_reason})
+            if self.on_update:
+                self.on_update(self)
+        return self.tally
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _save_elapsed(self) -> None:
+        self.store.set_meta("elapsed_seconds", self.tally.elapsed_before + time.monotonic() - self.tally.started)
+
+    def _fill(self, executor) -> None:
+        """Keep every worker busy: queued evaluations first, then new proposals."""
+        attempts = 0
+        while executor.running() < self.config.executor.workers:
+            pending = [e for e in self.store.pending_evaluations() if f"eval:{e.id}" not in self.submitted]
+            if pending:
+                self._submit(executor, pending[0])
+                continue
+            if not self._can_propose() or attempts >= 20:  # 20: duplicates and invalid children in a row
+                return
+            attempts += 1
+            self._propose()
+
+    def _submit(self, executor, evaluation) -> None:
+        rec = self.store.get_design(evaluation.design_id)
+        ev = self.config.evaluation
+        payload = {
+            "design": rec.text, "name": rec.name, "ladder": self.ladder.name, "rung": evaluation.rung,
+            "seed": evaluation.seed, "suites": ev.suites, "train": {**ev.train, **ev.rung_train.get(evaluation.rung, {})},
+            "options": ev.options, "corpus": ev.corpus, "tokenizer": ev.tokenizer, "verify": ev.verify,
+            "threads": self.config.executor.threads, "device": self.config.executor.device,
+            "work_dir": str(self.run_dir / "work"),
+        }
+        limits = Limits(wall_seconds=self.config.executor.wall_seconds, memory_mb=self.config.executor.memory_mb)
+        key = f"eval:{evaluation.id}"
+        self.store.start_evaluation(evaluation.id)
+        executor.submit(Job(key=key, function=EVALUATE, payload=payload, limits=limits))
+        self.submitted[key] = evaluation.id
+
+    # ------------------------------------------------------------ proposals
+
+    def _can_propose(self) -> bool:
+        if self.config.run.max_designs is not None and self.tally.proposed >= self.config.run.max_designs:
+            return False
+        queued_low = {e.design_id for e in self.store.evaluations() if e.rung == self.rungs[0]}
+        return len(queued_low) < self.budgets[self.rungs[0]]
+
+    def _candidates(self) -> tuple[list[Candidate], list[Candidate]]:
+        pool, seeds = [], []
+        for rec in self.store.designs():
+            by_rung = self.store.fitness(rec.id)
+            island = self.islands.get(rec.id, 0)
+            if rec.origin == "seed" and rec.status != "invalid":
+                seeds.append(Candidate(rec.id, self._combined(by_rung), self._rung_index(by_rung), island, True))
+            if by_rung:
+                pool.append(Candidate(rec.id, self._combined(by_rung), self._rung_index(by_rung), island,
+                                      rec.origin == "seed"))
+        return pool, seeds
+
+    def _combined(self, by_rung: dict) -> float:
+        """Fitness over the rungs a design was scored at, weighted (default: 2**rung index)."""
+        if not by_rung:
+            return 0.0
+        weights = {r: self.config.fitness.rung_weights.get(r, 2.0 ** self.rungs.index(r)) for r in by_rung}
+        return sum(weights[r] * f.mean for r, f in by_rung.items()) / sum(weights.values())
+
+    def _rung_index(self, by_rung: dict) -> int:
+        return max((self.rungs.index(r) for r in by_rung), default=0)
+
+    def _design(self, design_id: str) -> ir.Design:
+        if design_id not in self.designs:
+            from ..syntax.parse import parse
+
+            rec = self.store.get_design(design_id)
+            self.designs[design_id] = parse(rec.text, filename=f"<{rec.name}>")
+        return self.designs[design_id]
+
+    def _propose(self) -> None:
+        index = int(self.store.get_meta("proposals", 0))
+        search = self.config.search
+        rng = proposal_rng(self.config.run.seed, index)
+        kind = choose_kind(search, rng)
+        island = island_of(index, search.islands)
+        pool, seeds = self._candidates()
+        if not seeds:
+            raise ConfigError("no valid seed design to start from; check the [run] seeds of the config")
+        parents, reasons = choose_parents(kind, pool, seeds, island, search, rng)
+        record = {"index": index, "kind": kind, "island": island, "parents": [p.id for p in parents],
+                  "why": reasons}
+        child = self._breed(kind, [self._design(p.id) for p in parents], rng)
+        with self.store.transaction():
+            self.store.set_meta("proposals", index + 1)
+            self.tally.proposed += 1
+            if isinstance(child, str):
+                self.store.log_event("no-offspring", {**record, "reason": child})
+                self.tally.failures["no-offspring"] += 1
+                return
+            design, operator, edits = child
+            design_id = canonical_hash(design)
+            if self.store.has_design(design_id):
+                self.store.log_event("duplicate", {**record, "design": design_id})
+                self.tally.duplicates += 1
+                return
+            problem = self._problem(design)
+            rec = DesignRecord.from_design(
+                design, name=f"{design.name}-{index}", parents=[p.id for p in parents], origin=kind,
+                operator=operator, edits=edits, proposal={"search": record}, generation=self._generation(parents),
+                status="invalid" if problem else "valid", reason=problem)
+            self.store.add_design(rec)
+            self.islands[rec.id] = island
+            self.store.set_meta("islands", self.islands)
+            self.store.log_event("proposed", {**record, "design": rec.id, "operator": operator, "valid": not problem})
+            if problem:
+                self.tally.invalid += 1
+                self.store.add_report(rec.id, "check", False, {"message": problem})
+            else:
+                self.tally.valid += 1
+                self._queue(rec.id, self.rungs[0])
+        if search.islands > 1 and (index + 1) % search.migration_every == 0:
+            self._migrate(pool)
+
+    def _breed(self, kind: str, parents: list[ir.Design], rng) -> tuple[ir.Design, str, list[str]] | str:
+        """The child, its operator and edits; or why none came out."""
+        try:
+            if kind == "crossover" and len(parents) == 2:
+                child = crossover(parents[0], parents[1], seed=rng.getrandbits(64))
+                return child.design, child.operator, child.edits
+            design, operators, edits = parents[0], [], []
+            for _ in range(self.config.search.scratch_edits if kind == "scratch" else 1):
+                child = mutate(design, seed=rng.getrandbits(64))
+                design = child.design
+                operators.append(child.operator)
+                edits += child.edits
+            return design, "+".join(operators), edits
+        except GPError as err:
+            return str(err)
+
+    def _generation(self, parents: list[Candidate]) -> int:
+        return 1 + max((self.store.get_design(p.id).generation for p in parents), default=0)
+
+    def _problem(self, design: ir.Design) -> str | None:
+        """Why a design cannot enter the ladder (check errors at any rung's scale, or a
+        lowest rung whose parameter target it cannot meet); None when it can."""
+        report = check(design, [get_scale(s) for s in self.ladder.scales])
+        if not report.ok:
+            first = report.errors[0]
+            return f"{first.code}: {first.message}"
+        try:
+            place(design, self.ladder, self.rungs[0])
+        except (EvaluationError, DSLError) as err:
+            return str(err)
+        return None
+
+    def _migrate(self, pool: list[Candidate]) -> None:
+        for design_id, island in migrants(pool, self.config.search.islands):
+            self.islands[design_id] = island
+        self.store.set_meta("islands", self.islands)
+        self.store.log_event("migration", {"islands": self.config.search.islands})
+
+    # ------------------------------------------------------------ results
+
+    def _finished(self, result: JobResult) -> None:
+        eval_id = self.submitted.pop(result.key, None)
+        if eval_id is None:
+            return
+        outcome = _outcome(result)
+        evaluation = next(e for e in self.store.evaluations() if e.id == eval_id)
+        with self.store.transaction():
+            self.store.finish_evaluation(eval_id, outcome)
+            if outcome.status == FAILED:
+                self.tally.failures[outcome.reason or "error"] += 1
+            verify = (result.value or {}).get("verify")
+            if verify is not None:
+                self.store.add_report(evaluation.design_id, "verify", outcome.reason != "verify", verify)
+            self._settle(evaluation.design_id, evaluation.rung)
+
+    def _settle(self, design_id: str, rung: str) -> None:
+        """When every seed of a design at a rung is done: its fitness there, then promotions."""
+        mine = [e for e in self.store.evaluations(design_id) if e.rung == rung]
+        if any(e.status not in (OK, FAILED) for e in mine):
+            return
+        self.tally.evaluated[rung] += 1
+        ok = [e for e in mine if e.status == OK]
+        if not ok:
+            self.store.set_status(design_id, "failed", mine[0].reason)
+            return
+        by_seed: dict[int, list[TaskScore]] = {}
+        for s in self.store.scores(design_id, rung):
+            by_seed.setdefault(s.seed, []).append(TaskScore(s.suite, s.task, s.metric, s.score, s.random_score,
+                                                            s.best_score, s.details))
+        per_seed = [fitness(v, self.config.fitness.suite_weights) for v in by_seed.values()]
+        interval = bootstrap(per_seed, seed=self.config.run.seed)
+        self.store.set_fitness(design_id, rung, interval.mean, interval.ci_low, interval.ci_high)
+        self.store.set_status(design_id, "evaluated")
+        name = self.store.get_design(design_id).name
+        rank = self.rungs.index(rung)
+        if self.tally.best is None or (rank, interval.mean) > (self.rungs.index(self.tally.best[1]), self.tally.best[0]):
+            self.tally.best = (interval.mean, rung, name)
+        self._promote(rung)
+
+    def _promote(self, rung: str) -> None:
+        """The best selection_ratio of the designs scored at `rung` move up, within budget."""
+        index = self.rungs.index(rung)
+        if index + 1 >= len(self.rungs):
+            return
+        upper = self.rungs[index + 1]
+        scored = [(f[rung].mean, d.id) for d in self.store.designs()
+                  if rung in (f := self.store.fitness(d.id))]
+        climbed = {e.design_id for e in self.store.evaluations() if e.rung == upper}
+        allowed = min(self.budgets[upper], math.floor(self.ladder.selection_ratio * len(scored)))
+        for _, design_id in sorted(scored, reverse=True):
+            if len(climbed) >= allowed:
+                break
+            if design_id not in climbed:
+                self._queue(design_id, upper)
+                climbed.add(design_id)
+                self.tally.promoted[upper] += 1
+                self.store.log_event("promoted", {"design": design_id, "to": upper})
+
+    def _rebuild_tally(self) -> None:
+        """Counts from the archive, so a resumed run's display continues where it was."""
+        designs = self.store.designs()
+        self.tally.proposed = int(self.store.get_meta("proposals", 0))
+        self.tally.valid = sum(1 for d in designs if d.origin != "seed" and d.status != "invalid")
+        self.tally.invalid = sum(1 for d in designs if d.status == "invalid")
+        self.tally.duplicates = len(self.store.events("duplicate"))
+        for e in self.store.evaluations():
+            if e.status == FAILED:
+                self.tally.failures[e.reason or "error"] += 1
+        for d in designs:
+            by_rung = self.store.fitness(d.id)
+            for r in by_rung:
+                self.tally.evaluated[r] += 1
+                if r != self.rungs[0]:
+                    self.tally.promoted[r] += 1
+            if by_rung:
+                top = max(by_rung, key=self.rungs.index)
+                if self.tally.best is None or (self.rungs.index(top), by_rung[top].mean) > (
+                        self.rungs.index(self.tally.best[1]), self.tally.best[0]):
+                    self.tally.best = (by_rung[top].mean, top, d.name)
+
+
+def _outcome(result: JobResult) -> EvaluationResult:
+    """An executor's JobResult as the archive's EvaluationResult."""
+    value = result.value or {}
+    if result.status != "ok":
+        return EvaluationResult.failed(result.reason or "error", result.message, wall_seconds=result.wall_seconds)
+    if value.get("status") != "ok":
+        return EvaluationResult.failed(value.get("reason") or "error", value.get("message"),
+                                       wall_seconds=result.wall_seconds, tokens=int(value.get("tokens") or 0))
+    scores = value.get("scores", [])
+    if any(not math.isfinite(s.get("score", math.nan)) for s in scores):
+        return EvaluationResult.failed("nonfinite", "a task score is not a finite number",
+                                       wall_seconds=result.wall_seconds)
+    return EvaluationResult(status=OK, scores=scores, tokens=int(value.get("tokens") or 0),
+                            wall_seconds=float(value.get("wall_seconds") or result.wall_seconds),
+                            params=value.get("params"), flops=value.get("flops"))
+
+
+def _bundled_seeds() -> list[Path]:
+    """The seed designs shipped with genesys-dsl (baselines are references, not seeds)."""
+    from importlib import resources
+
+    root = Path(str(resources.files("genesys_dsl.specs")))
+    return sorted(p for p in root.glob("*.gab"))
