@@ -18,6 +18,7 @@ from . import __version__, ir
 from .check import check, diagnostics_dict, stats
 from .check.analyze import CallRecord, UnitInfo
 from .check import dims
+from .evaluate.suite import EvaluationError
 from .ops.registry import RegistryError
 from .plugins import PluginError
 from .scales import ConfigError, get_scale, scales as configured_scales
@@ -438,6 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("plugins", cmd_plugins, "list the loaded plugins, where each came from and what it registered")
     p.add_argument("--format", choices=("text", "json"), default="text")
+
+    from .evaluate.commands import add_commands as add_evaluation_commands
+
+    add_evaluation_commands(command)
+
+    from .evolve.commands import add_commands as add_evolve_commands
+
+    add_evolve_commands(command)
     return parser
 
 
@@ -446,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (InputError, ConfigError, UsageError, PluginError, RegistryError) as err:
+    except (InputError, ConfigError, UsageError, PluginError, RegistryError, EvaluationError) as err:
         print(f"genesys: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except DSLError as err:
