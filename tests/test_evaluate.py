@@ -41,7 +41,7 @@ class ScriptedSuite:
         good = 0.9 if ctx.design.name == "transformer" else 0.3
         scores = {"recall": good + 0.01 * ctx.seed, "bpb": 8 * (1 - good)}
         return [TaskScore("scripted", t, INFO[t].metric, scores[t], INFO[t].random_score, INFO[t].best_score,
-                          {"tokens": 100}) for t in tasks]
+                          {"train_tokens": 100}) for t in tasks]
 
     def suite(self) -> BenchmarkSuite:
         return BenchmarkSuite("scripted", "a suite for tests", tuple(INFO.values()), self.run, plugin="tests")

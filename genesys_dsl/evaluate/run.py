@@ -170,7 +170,7 @@ def evaluate(design: ir.Design, *, ladder: str | Ladder = "cpu", rung: str | Non
                 result.failures[seed] = {"reason": err.reason, "message": str(err)}
                 break
             scores += got
-            result.tokens += sum(int(s.details.get("tokens", 0)) for s in got)
+            result.tokens += sum(int(s.details.get("train_tokens", 0)) for s in got)
         if ctx._pretrained is not None:
             result.tokens += ctx._pretrained.result.tokens
         if seed not in result.failures:

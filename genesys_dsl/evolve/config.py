@@ -68,7 +68,7 @@ class FitnessSection(_Section):
 
 class ExecutorSection(_Section):
     name: str = "subprocess"  # `genesys plugins` lists the executors
-    workers: int = Field(2, ge=1)
+    workers: int | None = Field(None, ge=1)  # parallel evaluations (None: the executor's default)
     threads: int = Field(1, ge=1)  # torch CPU threads per worker
     wall_seconds: float | None = Field(600, gt=0)  # per evaluation
     memory_mb: int | None = Field(6000, gt=0)  # per evaluation

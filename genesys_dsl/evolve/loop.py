@@ -119,8 +119,11 @@ class Evolution:
 
     def run(self) -> Tally:
         executor_kind = executor_registry().lookup(self.config.executor.name)
-        settings = {"workers": self.config.executor.workers, **self.config.executor.settings}
+        settings = dict(self.config.executor.settings)
+        if self.config.executor.workers is not None:
+            settings["workers"] = self.config.executor.workers
         executor = executor_kind.create(settings)
+        self.workers = getattr(executor, "workers", 1)
         requeued = self.store.requeue_running()
         self.store.log_event("started", {"requeued": requeued, "elapsed_before": self.tally.elapsed_before})
         self._seed()
@@ -163,7 +166,7 @@ class Evolution:
     def _fill(self, executor) -> None:
         """Keep every worker busy: queued evaluations first, then new proposals."""
         attempts = 0
-        while executor.running() < self.config.executor.workers:
+        while executor.running() < self.workers:
             pending = [e for e in self.store.pending_evaluations() if f"eval:{e.id}" not in self.submitted]
             if pending:
                 self._submit(executor, pending[0])
