@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__, ir
+from .agents.backend import AgentError
 from .check import check, diagnostics_dict, stats
 from .check.analyze import CallRecord, UnitInfo
 from .check import dims
 from .evaluate.suite import EvaluationError
+from .evolve.executor import ExecutorError
+from .evolve.store import StoreError
 from .ops.registry import RegistryError
 from .plugins import PluginError
 from .scales import ConfigError, get_scale, scales as configured_scales
@@ -348,6 +351,21 @@ def cmd_reference(args) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------ agents
+
+
+def cmd_propose(args) -> int:
+    from .agents.commands import propose_command
+
+    return propose_command(args)
+
+
+def cmd_prompts(args) -> int:
+    from .agents.commands import prompts_command
+
+    return prompts_command(args)
+
+
 # ------------------------------------------------------------------ plugins
 
 
@@ -437,6 +455,23 @@ def build_parser() -> argparse.ArgumentParser:
     command("schema", cmd_schema, "print the JSON Schema of designs in JSON form")
     command("reference", cmd_reference, "print the compact language reference (fit for an LLM prompt)")
 
+    p = command("propose", cmd_propose, "one agent design round: propose, review and implement a child of "
+                                        "SPEC (mutation) or of SPEC and SPEC2 (crossover)")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec2", metavar="SPEC2", nargs="?")
+    p.add_argument("--backend", metavar="NAME", help="agent backend (default: gp, offline; see `genesys plugins`)")
+    p.add_argument("--model", metavar="M", help="model name handed to the backend")
+    p.add_argument("--seed", type=int, default=0, help="seed of every request (default: 0)")
+    p.add_argument("--config", metavar="FILE", help="agents settings (TOML; see docs/agents.md)")
+    p.add_argument("--archive", action="append", metavar="PATH",
+                   help="designs already explored (files or folders, repeatable): novelty is judged against them")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to write the child (default: stdout); the transcript goes beside it")
+    p.add_argument("--transcript", metavar="FILE", help="where to write the transcript (JSON)")
+
+    p = command("prompts", cmd_prompts, "print the agents' prompt templates (all, or one role's)")
+    p.add_argument("role", metavar="ROLE", nargs="?", help="proposer, reviewer or implementer")
+
     p = command("plugins", cmd_plugins, "list the loaded plugins, where each came from and what it registered")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -447,6 +482,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .evolve.commands import add_commands as add_evolve_commands
 
     add_evolve_commands(command)
+
+    from .report.commands import add_commands as add_report_commands
+
+    add_report_commands(command)
+
+    from .evolve.archive_cli import add_archive_command
+
+    add_archive_command(command)
     return parser
 
 
@@ -455,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (InputError, ConfigError, UsageError, PluginError, RegistryError, EvaluationError) as err:
+    except (InputError, ConfigError, UsageError, PluginError, RegistryError, EvaluationError, AgentError) as err:
         print(f"genesys: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except DSLError as err:

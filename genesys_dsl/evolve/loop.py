@@ -319,7 +319,7 @@ class Evolution:
         if eval_id is None:
             return
         outcome = _outcome(result)
-        evaluation = next(e for e in self.store.evaluations() if e.id == eval_id)
+        evaluation = self.store.get_evaluation(eval_id)
         with self.store.transaction():
             self.store.finish_evaluation(eval_id, outcome)
             if outcome.status == FAILED:
