@@ -25,8 +25,10 @@ from ..check import check, diagnostics_dict
 from ..evaluate.fitness import bootstrap, fitness
 from ..evaluate.ladder import place
 from ..evaluate.suite import EvaluationError, TaskScore
-from ..gp import GPError, canonical_hash, crossover, mutate
-from ..plugins import executor_registry, store_registry
+from ..agents.flow import run_round
+from ..gp import GPError, canonical_hash, mutate
+from ..gp.diff import diff
+from ..plugins import agent_registry, executor_registry, store_registry
 from ..scales import ConfigError, Ladder, get_ladder, get_scale
 from ..syntax.diagnostics import DSLError
 from ..syntax.files import find_specs, read_design
@@ -38,6 +40,18 @@ from .search import Candidate, choose_kind, choose_parents, island_of, migrants,
 from .store import FAILED, OK, DesignRecord, EvaluationResult
 
 STORE = "sqlite"
+
+
+@dataclass
+class Child:
+    """A proposed design and how it came about."""
+
+    design: ir.Design
+    operator: str  # the GP operator(s) or the agent backend
+    edits: list[str]
+    proposal: dict[str, Any] | None = None  # the agent's proposal (title, motivation, plan)
+    transcript: str | None = None  # the round's transcript, relative to the run folder
+    usage: dict[str, Any] = field(default_factory=dict)  # role -> tokens and cost
 
 
 @dataclass
@@ -76,6 +90,7 @@ class Evolution:
         self.designs: dict[str, ir.Design] = {}
         self.islands: dict[str, int] = dict(self.store.get_meta("islands", {}))
         self.stop_reason = ""
+        self._agent_client = None
 
     # ------------------------------------------------------------ setup
 
@@ -242,7 +257,7 @@ class Evolution:
         parents, reasons = choose_parents(kind, pool, seeds, island, search, rng)
         record = {"index": index, "kind": kind, "island": island, "parents": [p.id for p in parents],
                   "why": reasons}
-        child = self._breed(kind, [self._design(p.id) for p in parents], rng)
+        child = self._breed(kind, [self._design(p.id) for p in parents], rng, index)
         with self.store.transaction():
             self.store.set_meta("proposals", index + 1)
             self.tally.proposed += 1
@@ -250,7 +265,7 @@ class Evolution:
                 self.store.log_event("no-offspring", {**record, "reason": child})
                 self.tally.failures["no-offspring"] += 1
                 return
-            design, operator, edits = child
+            design = child.design
             design_id = canonical_hash(design)
             if self.store.has_design(design_id):
                 self.store.log_event("duplicate", {**record, "design": design_id})
@@ -258,13 +273,17 @@ class Evolution:
                 return
             problem = self._problem(design)
             rec = DesignRecord.from_design(
-                design, name=f"{design.name}-{index}", parents=[p.id for p in parents], origin=kind,
-                operator=operator, edits=edits, proposal={"search": record}, generation=self._generation(parents),
+                design, name=self._child_name(design, parents, index), parents=[p.id for p in parents], origin=kind,
+                operator=child.operator, edits=child.edits, proposal={"search": record, "agent": child.proposal},
+                transcript=child.transcript, generation=self._generation(parents),
                 status="invalid" if problem else "valid", reason=problem)
             self.store.add_design(rec)
+            for role, usage in child.usage.items():
+                self.store.add_cost(rec.id, role, usage.prompt_tokens, usage.completion_tokens, usage.cost)
             self.islands[rec.id] = island
             self.store.set_meta("islands", self.islands)
-            self.store.log_event("proposed", {**record, "design": rec.id, "operator": operator, "valid": not problem})
+            self.store.log_event("proposed", {**record, "design": rec.id, "operator": child.operator,
+                                              "valid": not problem})
             if problem:
                 self.tally.invalid += 1
                 self.store.add_report(rec.id, "check", False, {"message": problem})
@@ -274,21 +293,63 @@ class Evolution:
         if search.islands > 1 and (index + 1) % search.migration_every == 0:
             self._migrate(pool)
 
-    def _breed(self, kind: str, parents: list[ir.Design], rng) -> tuple[ir.Design, str, list[str]] | str:
-        """The child, its operator and edits; or why none came out."""
-        try:
-            if kind == "crossover" and len(parents) == 2:
-                child = crossover(parents[0], parents[1], seed=rng.getrandbits(64))
-                return child.design, child.operator, child.edits
+    def _agent(self):
+        """The configured agent backend's client and round settings, made once."""
+        if self._agent_client is None:
+            from ..agents.backend import AgentError
+            from ..agents.config import AgentsConfig
+
+            try:
+                settings = AgentsConfig(backend=self.config.run.backend,
+                                        **{"verify": "off", **self.config.run.agent})
+            except ValueError as err:
+                raise ConfigError(f"[run] agent: {err}") from None
+            backend = agent_registry().lookup(settings.backend)
+            try:
+                client = backend.create(settings.backend_config())
+            except AgentError as err:
+                raise ConfigError(str(err)) from None
+            self._agent_client = (client, settings.flow, backend.name)
+        return self._agent_client
+
+    def _breed(self, kind: str, parents: list[ir.Design], rng, index: int) -> Child | str:
+        """The child and how it was made; or why none came out. Mutation and crossover
+        go through the agent flow (the `gp` backend by default: GP operators as the
+        proposer and implementer); scratch is a seed after several GP mutations."""
+        if kind == "scratch":
             design, operators, edits = parents[0], [], []
-            for _ in range(self.config.search.scratch_edits if kind == "scratch" else 1):
-                child = mutate(design, seed=rng.getrandbits(64))
-                design = child.design
-                operators.append(child.operator)
-                edits += child.edits
-            return design, "+".join(operators), edits
-        except GPError as err:
-            return str(err)
+            try:
+                for _ in range(self.config.search.scratch_edits):
+                    child = mutate(design, seed=rng.getrandbits(64))
+                    design = child.design
+                    operators.append(child.operator)
+                    edits += child.edits
+            except GPError as err:
+                return str(err)
+            return Child(design, "+".join(operators), edits)
+        client, flow, backend = self._agent()
+        round_parents = parents[:2] if kind == "crossover" and len(parents) == 2 else parents[:1]
+        archive = [d.id for d in self.store.designs()]
+        result = run_round(round_parents, client, flow, seed=rng.getrandbits(63), backend=backend,
+                           archive_hashes=archive)
+        transcript = self.run_dir / "transcripts" / f"{index:06d}.json"
+        transcript.parent.mkdir(exist_ok=True)
+        result.transcript.write(transcript)
+        usage = {role: u for role, u in result.transcript.usage.items() if u.requests}
+        if not result.ok or result.child is None:
+            return f"{backend}: {result.status}: {result.reason}"
+        proposal = result.proposal.model_dump(mode="json") if result.proposal is not None else None
+        operator = backend
+        origin = (proposal or {}).get("origin") or ""
+        if origin.startswith("gp:"):  # "gp:<operator>:<seed>": name the GP operator that made it
+            operator = origin.split(":")[1]
+        return Child(result.child, operator, diff(round_parents[0], result.child), proposal,
+                     str(transcript.relative_to(self.run_dir)), usage)
+
+    def _child_name(self, design: ir.Design, parents: list[Candidate], index: int) -> str:
+        """The name the proposer gave it, unless that is a parent's name."""
+        taken = {self.store.get_design(p.id).name for p in parents}
+        return design.name if design.name not in taken else f"{design.name}-{index}"
 
     def _generation(self, parents: list[Candidate]) -> int:
         return 1 + max((self.store.get_design(p.id).generation for p in parents), default=0)
