@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# The main job on the bundled seed specs: check them, show their unit trees, count them.
+# The main job on the bundled defaults: check the seed specs, then evolve them for about
+# 15 minutes (gp backend, cpu ladder) into a new run folder under runs/.
 run: $(STAMP)
 	$(VENV)/bin/genesys check specs/
-	$(VENV)/bin/genesys show specs/
-	$(VENV)/bin/genesys stats specs/ --scale cpu-xs --scale 14M
+	$(VENV)/bin/genesys evolve
 
 test: $(STAMP)
 	$(PY) -m pytest -q
