@@ -498,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (InputError, ConfigError, UsageError, PluginError, RegistryError, EvaluationError, AgentError) as err:
+    except (InputError, ConfigError, UsageError, PluginError, RegistryError, EvaluationError, AgentError,
+            ExecutorError) as err:
         print(f"genesys: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except DSLError as err:

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from .config import load_evolve_config
+from .config import EvolveConfig, load_evolve_config
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -21,6 +21,11 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
                                                 "(default: runs/DATE-TIME)")
     p.add_argument("--minutes", type=float, help="wall-clock budget, overriding the config's run.minutes")
     p.add_argument("--quiet", action="store_true", help="no live progress, only the final summary")
+    p.add_argument("--executor", metavar="NAME", help="where evaluations run this session (inprocess, subprocess, "
+                                                      "ray, ...; `genesys plugins` lists them), overriding the "
+                                                      "config's executor.name")
+    p.add_argument("--ray-address", metavar="ADDR", help="run evaluations on the Ray cluster at ADDR (implies "
+                                                         "--executor ray; without it, ray starts a local instance)")
 
 
 def cmd_evolve(args) -> int:
@@ -35,8 +40,13 @@ def cmd_evolve(args) -> int:
         base = config or (None if resuming else EvolveConfig())
         if base is not None:
             config = base.model_copy(update={"run": base.run.model_copy(update={"minutes": args.minutes})})
+    _check_executor_flags(args)
     view = None if args.quiet else LiveView()
     evolution = Evolution(config, run_dir, on_update=view.update if view else None)
+    if args.executor or args.ray_address:
+        # where this session's evaluations run; not recorded in the run's config, so that a
+        # resumed run may go on elsewhere (a laptop run continued on a cluster)
+        evolution.config = with_executor(evolution.config, args.executor, args.ray_address)
     print(f"genesys: {'resuming' if resuming else 'starting'} run {run_dir} "
           f"({evolution.config.run.minutes:g} min budget, ladder {evolution.ladder.name}, "
           f"backend {evolution.config.run.backend}, executor {evolution.config.executor.name})", file=sys.stderr)
@@ -48,7 +58,36 @@ def cmd_evolve(args) -> int:
         evolution.close()
     print(render(evolution, tally))
     print(f"archive: {run_dir / 'archive.sqlite'}  (genesys archive {run_dir} top)")
+    try:  # the run is archived whatever happens here: a report that cannot be written only warns
+        from ..report import write_report
+
+        print(f"report: {write_report(run_dir)}  (genesys report {run_dir} --open)")
+    except Exception as err:  # noqa: BLE001
+        print(f"genesys: warning: no report written: {err}", file=sys.stderr)
     return 0
+
+
+def _check_executor_flags(args) -> None:
+    """Mistakes in --executor / --ray-address, caught before the run folder is made."""
+    from ..cli import UsageError
+    from ..plugins import executor_registry
+
+    if args.ray_address and args.executor not in (None, "ray"):
+        raise UsageError(f"--ray-address is a setting of the ray executor, not of '{args.executor}'; "
+                         f"use --executor ray or leave --executor out")
+    if args.executor:
+        executor_registry().lookup(args.executor)  # an unknown name: PluginError with the names that exist
+
+
+def with_executor(config: EvolveConfig, name: str | None, address: str | None) -> EvolveConfig:
+    """`config` with the executor chosen on the command line; the settings of another
+    executor are dropped (they would be unknown settings to this one)."""
+    section = config.executor
+    name = name or ("ray" if address else section.name)
+    settings = dict(section.settings) if name == section.name else {}
+    if address:
+        settings["address"] = address
+    return config.model_copy(update={"executor": section.model_copy(update={"name": name, "settings": settings})})
 
 
 def status_lines(evolution, tally) -> list[str]:
