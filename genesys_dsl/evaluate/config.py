@@ -28,8 +28,9 @@ class TrainConfig(BaseModel):
 
 class DataConfig(BaseModel):
     """The text a design is pretrained and measured on. `corpus` lists files or folders
-    of UTF-8 text (empty: the corpus bundled with genesys-dsl); `tokenizer` is "byte"
-    (256 symbols, no files) or "gpt2" (GPT-2 BPE, 50257 symbols, from bundled files)."""
+    of UTF-8 text (empty: the corpus bundled with genesys-dsl), or one "hf:NAME[:CONFIG]"
+    Hugging Face dataset; `tokenizer` is "byte" (256 symbols, no files), "gpt2" (GPT-2
+    BPE, 50257 symbols, from bundled files) or the path of a Hugging Face tokenizer.json."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

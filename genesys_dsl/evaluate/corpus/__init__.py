@@ -1,0 +1,1 @@
+"""The corpus bundled with genesys-dsl (data files only; see README.md)."""

@@ -1,0 +1,1 @@
+"""Tokenizer vocabularies bundled with genesys-dsl (data files only; see README.md)."""
