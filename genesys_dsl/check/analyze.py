@@ -44,6 +44,12 @@ class CallRecord:
             self._compiled[option] = dims.compile_bindings(self.bindings[option])
         return self._compiled[option]
 
+    @cached_property
+    def checks_nothing(self) -> bool:
+        """Whether a scale check has nothing to do here: every target is a primitive
+        without constraints (its bindings are evaluated only for its cost formulas)."""
+        return all(t.primitive is not None and not t.primitive.constraints for t in self.targets.values())
+
 
 @dataclass
 class SizeCheck:
@@ -61,6 +67,11 @@ class SizeCheck:
     def evaluate(self) -> dims.Evaluator:
         """`size` compiled once, evaluated at every scale."""
         return dims.compile_size(self.size)
+
+    @cached_property
+    def only_positive(self) -> bool:
+        """Whether any positive int passes: no declared range or options."""
+        return self.positive and self.low is None and self.options is None
 
     @cached_property
     def key(self) -> str:
@@ -87,6 +98,11 @@ class UnitInfo:
         for c in self.checks:  # repr tells apart values that compare equal (1, 1.0, True)
             first.setdefault((repr(c.size), c.positive, repr((c.low, c.high, c.options))), c)
         return list(first.values())
+
+    @cached_property
+    def checked_calls(self) -> list[CallRecord]:
+        """`calls` a scale check must visit (see `CallRecord.checks_nothing`)."""
+        return [c for c in self.calls if not c.checks_nothing]
 
     @cached_property
     def compiled_elementwise(self) -> list[tuple[tuple[dims.Evaluator, ...], int]]:
@@ -179,6 +195,7 @@ class UnitAnalyzer:
         self.kind_of: dict[str, str] = {}  # name -> "input" | "hyperparameter" | "dim" | "variable"
         self.read: set[str] = set()
         self.arg_cache: dict[int, Type] | None = None  # set while binding one call to several options
+        self.depends: set[str] = set()  # names resolved against the design's units and the registry
 
     # -- diagnostics
     def error(self, span, code, message, hint=None, severity="error"):
@@ -323,6 +340,7 @@ class UnitAnalyzer:
             self.read.add(name)
             return self.env[name]
         if self.design.unit(name) is not None or name in self.registry:
+            self.depends.add(name)
             return CallableT(name)
         if name in dims.FUNCTIONS:
             self.error(span, "type-mismatch", f"'{name}' is a size function; call it: {name}(...)")
@@ -500,6 +518,7 @@ class UnitAnalyzer:
         if name in dims.FUNCTIONS:
             return self.size_function(e)
         callee = self.callees.get(name)
+        self.depends.add(name)
         if callee is None:
             candidates = [u.name for u in self.design.units if not u.is_block] + list(self.registry.primitives)
             self.error(e.span, "unknown-callee", f"no unit or primitive named '{name}'",
@@ -537,6 +556,7 @@ class UnitAnalyzer:
         targets, all_bindings, result = {}, {}, None
         for option in choice.options:
             callee = self.callees.get(option)
+            self.depends.add(option)
             if callee is None:
                 self.error(e.span, "unknown-callee", f"option '{option}' of choice '{e.func}' is called here, "
                            f"but no unit or primitive has that name")

@@ -15,6 +15,7 @@ from .. import ir
 from ..ops.registry import Registry
 from ..scales import Scale, get_scale, scales as configured_scales
 from ..syntax.diagnostics import Diagnostic, render_all
+from . import reuse
 from .analyze import Callees, UnitAnalyzer, UnitInfo, did_you_mean
 from .scale import ScaleWalker, to_diagnostics
 
@@ -36,6 +37,7 @@ class Report:
     infos: dict[str, UnitInfo] = field(default_factory=dict, repr=False)
     design: ir.Design | None = field(default=None, repr=False)
     cyclic: set[str] = field(default_factory=set, repr=False)
+    reuse: reuse.Session | None = field(default=None, repr=False, compare=False)  # for stats' walks
 
     @property
     def ok(self) -> bool:
@@ -97,7 +99,7 @@ def check(
         file = file or f"<{design.name}>"
         # Most GP offspring are clean: check the tree as it is, and only when there is
         # something to report, check its canonical text so every diagnostic has a place.
-        report = Checker(design, registry, file, None).run(scale_list)
+        report = Checker(design, registry, file, None, reuse=True).run(scale_list)
         if not report.diagnostics:
             return report
         source = unparse(design)
@@ -106,11 +108,16 @@ def check(
 
 
 class Checker:
-    def __init__(self, design: ir.Design, registry: Registry, file: str | None, source: str | None):
+    """`reuse`: share clean unit analyses and walks with earlier checks (`check.reuse`);
+    only for span-less designs, whose diagnostics are never shown from this pass."""
+
+    def __init__(self, design: ir.Design, registry: Registry, file: str | None, source: str | None,
+                 *, reuse: bool = False):
         self.design = design
         self.registry = registry
         self.file = file
         self.source = source
+        self.reuse = reuse
         self.out: list[Diagnostic] = []
 
     def error(self, span, code, message, hint=None, severity="error") -> None:
@@ -120,20 +127,30 @@ class Checker:
         self.design_rules()
         infos: dict[str, UnitInfo] = {}
         callees = Callees(self.design, self.registry)
+        session = reuse.Session(self.design, self.registry, callees) if self.reuse else None
         for unit in self.design.units:
             if unit.name in infos:
                 continue  # duplicate, reported by design_rules
-            infos[unit.name] = UnitAnalyzer(unit, self.design, self.registry, self.file, self.out, callees).run()
+            info = session.analysis(unit) if session is not None else None
+            if info is None:
+                mark = len(self.out)
+                analyzer = UnitAnalyzer(unit, self.design, self.registry, self.file, self.out, callees)
+                info = analyzer.run()
+                if session is not None and len(self.out) == mark:
+                    session.store(unit, info, analyzer.depends)
+            infos[unit.name] = info
         cyclic = self.call_graph(infos)
+        if cyclic:
+            session = None  # walks are reused by what a unit calls, which a cycle leaves undefined
         block = self.design.block
         if block is not None and block.name in infos and len(infos[block.name].dim_vars) == 1:
             for scale in scale_list:
-                walker = ScaleWalker(infos, scale, cyclic, costs=False)
+                walker = ScaleWalker(infos, scale, cyclic, costs=False, reuse=session)
                 walker.walk(block.name, walker.block_env(infos[block.name]))
                 self.out.extend(to_diagnostics(walker.problems.values(), self.file))
         diagnostics = _merge_scale_duplicates(self.out)
         return Report(sorted(diagnostics, key=Diagnostic.sort_key), self.source, self.file, infos,
-                      self.design, cyclic)
+                      self.design, cyclic, session)
 
     # -- design-level rules
     def design_rules(self) -> None:

@@ -18,6 +18,7 @@ from ..scales import Scale
 from ..syntax.diagnostics import Diagnostic
 from . import dims
 from .analyze import CallRecord, SizeCheck, UnitInfo
+from .reuse import Session, store_walk, stored_walk
 
 
 @dataclass
@@ -25,6 +26,9 @@ class Cost:
     params: int = 0
     flops: float = 0.0
     children: list[tuple[str, "Cost"]] = field(default_factory=list)  # (label, cost) per call
+
+
+NO_COST = Cost()  # what a walk that only checks gives (never changed)
 
 
 @dataclass
@@ -42,17 +46,22 @@ class ScaleWalker:
     scale costs only their evaluation; messages are written only for sizes that fail.
     """
 
-    def __init__(self, infos: dict[str, UnitInfo], scale: Scale, skip: set[str], *, costs: bool = True):
+    def __init__(self, infos: dict[str, UnitInfo], scale: Scale, skip: set[str], *, costs: bool = True,
+                 reuse: Session | None = None):
         self.infos = infos
         self.scale = scale
         self.skip = skip  # units in a call cycle: not instantiated
         self.costs = costs  # False when only checking: the formulas are then not evaluated
+        self.reuse = reuse  # walks shared with other designs' checks (`check.reuse`), if given
         self.problems: dict[tuple, ScaleProblem] = {}
+        self.reported = 0  # problems found so far, repeats included: tells a clean walk
         self.memo: dict[tuple, Cost] = {}
+        self.dirty: set[tuple] = set()  # memo entries whose walk found a problem
 
     def problem(self, span, code, message, hint=None) -> None:
         key = (code, span.line if span else 0, span.column if span else 0)
         self.problems.setdefault(key, ScaleProblem(span, code, message, hint))
+        self.reported += 1
 
     def block_env(self, info: UnitInfo) -> dict[str, Any]:
         env: dict[str, Any] = {name: self.scale.d_model for name in info.dim_vars}
@@ -62,19 +71,35 @@ class ScaleWalker:
 
     def walk(self, name: str, env: dict[str, Any]) -> Cost:
         key = (name, tuple(sorted((k, repr(v)) for k, v in env.items())))
-        if key not in self.memo:
-            self.memo[key] = self._walk(self.infos[name], env)
-        return self.memo[key]
+        if key in self.memo:
+            if key in self.dirty:
+                self.reported += 1  # so the walks that reach it again are not taken as clean
+            return self.memo[key]
+        shared = self.reuse.walk_key(name, key[1], self.scale.context_length, self.costs) if self.reuse else None
+        cost = stored_walk(shared) if shared is not None else None
+        if cost is None:
+            before = self.reported
+            cost = self._walk(self.infos[name], env)
+            if self.reported != before:
+                self.dirty.add(key)
+            elif shared is not None:
+                store_walk(shared, cost)
+        self.memo[key] = cost
+        return cost
 
     def _walk(self, info: UnitInfo, env: dict[str, Any]) -> Cost:
-        cost = Cost()
         failed: set[str] = set()  # a bad size is reported once per unit, where it first appears
         for check in info.distinct_checks:
             if failed and check.key in failed:
                 continue
             if not self.size_check(check, env):
                 failed.add(check.key)
-        for evaluators, per_element in info.compiled_elementwise if self.costs else ():
+        if not self.costs:  # only checking: nothing to sum, and nothing to keep
+            for call in info.checked_calls:
+                self.call(call, env)
+            return NO_COST
+        cost = Cost()
+        for evaluators, per_element in info.compiled_elementwise:
             numel = self.numel(evaluators, env)
             if numel is not None:
                 cost.flops += per_element * numel
@@ -114,6 +139,8 @@ class ScaleWalker:
             return False
         except (KeyError, TypeError, ValueError):
             return True  # an unbound name or a mistyped value: already reported by the analysis
+        if type(value) is int and value > 0 and check.only_positive:
+            return True  # by far the most common case, decided without the checks below
         ok = True
         if check.positive or check.low is None and check.options is None:
             if isinstance(value, (int, float, Fraction)) and not isinstance(value, bool):
@@ -187,7 +214,7 @@ class ScaleWalker:
                              f"{prim.name}(): {_format(c.message, shown)} at scale {self.scale.name}",
                              hint=_format(c.hint, shown) if c.hint else None)
         if not self.costs:
-            return Cost()
+            return NO_COST
         try:
             return Cost(params=int(prim.params(b)), flops=float(prim.flops(b)))
         except (ArithmeticError, KeyError, TypeError, ValueError):

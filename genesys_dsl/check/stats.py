@@ -64,7 +64,7 @@ def stats(design: ir.Design, scale: str | Scale | dict, *, registry: Registry | 
     design = report.design
     infos = report.infos
     block = design.block
-    walker = ScaleWalker(infos, sc, report.cyclic)
+    walker = ScaleWalker(infos, sc, report.cyclic, reuse=report.reuse)
     block_cost = walker.walk(block.name, walker.block_env(infos[block.name]))
 
     d, n, vocab = sc.d_model, sc.n_layers, sc.vocab_size

@@ -12,16 +12,26 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+from types import SimpleNamespace
 from typing import Any, NamedTuple, NoReturn
 
 from lark import Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from .. import ir
+from . import grammar
 from .diagnostics import Diagnostic, DSLError
-from .grammar import RESERVED, lark_parser
+from .grammar import RESERVED, TOKEN_TYPES, lark_parser
+from .nodes import constructor
 
 MAX_DEPTH = 200  # nesting of expressions and types; far beyond any real design
+
+# Nodes are built from tokens the grammar matched, without validating them again
+# (`nodes.constructor`); `design()` alone goes through model_construct (private attributes).
+_new = SimpleNamespace(**{cls.__name__: constructor(cls) for cls in (
+    ir.Span, ir.Name, ir.IntLit, ir.FloatLit, ir.BoolLit, ir.BinOp, ir.Neg, ir.Keyword, ir.Call, ir.RestDim,
+    ir.SeqType, ir.ScalarType, ir.Range, ir.Options, ir.Param, ir.Output, ir.Signature, ir.Assign, ir.Return,
+    ir.Unit, ir.Setting, ir.Scaffold)})
 
 
 # ------------------------------------------------------------------ comments and problems
@@ -73,7 +83,7 @@ class _Body(NamedTuple):
 def _span(first: Any, last: Any) -> ir.Span:
     """From the start of `first` to the end of `last`, each a token or a span (both
     carry line/column and end_line/end_column)."""
-    return ir.Span(line=first.line, column=first.column, end_line=last.end_line, end_column=last.end_column)
+    return _new.Span(line=first.line, column=first.column, end_line=last.end_line, end_column=last.end_column)
 
 
 def _decode_string(token: Token) -> str:
@@ -110,23 +120,23 @@ class _Builder(Transformer):
     # -- expressions
     def int_expr(self, ch):  # INTEGER
         span = _span(ch[0], ch[0])
-        return _Expr(ir.IntLit.model_construct(span=span, value=_int(ch[0])), 1, span)
+        return _Expr(_new.IntLit(span=span, value=_int(ch[0])), 1, span)
 
     def float_expr(self, ch):  # DECIMAL
         span = _span(ch[0], ch[0])
-        return _Expr(ir.FloatLit.model_construct(span=span, value=_float(ch[0])), 1, span)
+        return _Expr(_new.FloatLit(span=span, value=_float(ch[0])), 1, span)
 
     def true_expr(self, ch):  # TRUE
         span = _span(ch[0], ch[0])
-        return _Expr(ir.BoolLit.model_construct(span=span, value=True), 1, span)
+        return _Expr(_new.BoolLit(span=span, value=True), 1, span)
 
     def false_expr(self, ch):  # FALSE
         span = _span(ch[0], ch[0])
-        return _Expr(ir.BoolLit.model_construct(span=span, value=False), 1, span)
+        return _Expr(_new.BoolLit(span=span, value=False), 1, span)
 
     def name_expr(self, ch):  # NAME
         span = _span(ch[0], ch[0])
-        return _Expr(ir.Name.model_construct(span=span, id=ch[0].value), 1, span)
+        return _Expr(_new.Name(span=span, id=ch[0].value), 1, span)
 
     def atom(self, ch):  # "(" expr ")"
         lpar, inner, rpar = ch
@@ -135,7 +145,7 @@ class _Builder(Transformer):
     def _binop(op):  # noqa: N805 - a factory for the four operator callbacks
         def build(self, ch):  # expr OP expr
             left, _, right = ch
-            node = ir.BinOp.model_construct(span=_span(left.outer, right.outer), op=op, left=left.node,
+            node = _new.BinOp(span=_span(left.outer, right.outer), op=op, left=left.node,
                                             right=right.node)
             return self._nested(node, 1 + max(left.depth, right.depth))
 
@@ -145,12 +155,12 @@ class _Builder(Transformer):
 
     def neg(self, ch):  # "-" unary
         minus, operand = ch
-        node = ir.Neg.model_construct(span=_span(minus, operand.outer), operand=operand.node)
+        node = _new.Neg(span=_span(minus, operand.outer), operand=operand.node)
         return self._nested(node, 1 + operand.depth)
 
     def keyword(self, ch):  # NAME "=" expr
         name, _, value = ch
-        node = ir.Keyword.model_construct(span=_span(name, value.outer), name=self._ident(name, "an argument"),
+        node = _new.Keyword(span=_span(name, value.outer), name=self._ident(name, "an argument"),
                                           value=value.node)
         return self._nested(node, 1 + value.depth)
 
@@ -165,23 +175,23 @@ class _Builder(Transformer):
                 _fail(a.node.span, "positional-after-keyword", "positional argument follows a keyword argument",
                       hint="put positional arguments first")
             args.append(a.node)
-        node = ir.Call.model_construct(span=_span(ch[0], ch[-1]), func=ch[0].value, args=args, keywords=keywords)
+        node = _new.Call(span=_span(ch[0], ch[-1]), func=ch[0].value, args=args, keywords=keywords)
         return self._nested(node, 1 + max((a.depth for a in arguments), default=0))
 
     # -- types
     def rest_dim(self, ch):  # "*" NAME
         span = _span(ch[0], ch[1])
-        return _Expr(ir.RestDim.model_construct(span=span, name=ch[1].value), 0, span)
+        return _Expr(_new.RestDim(span=span, name=ch[1].value), 0, span)
 
     def seq_type(self, ch):  # "seq" "[" dim ("," dim)* "]"
         dims = ch[2:-1:2]
-        node = ir.SeqType.model_construct(span=_span(ch[0], ch[-1]), dims=[d.node for d in dims])
+        node = _new.SeqType(span=_span(ch[0], ch[-1]), dims=[d.node for d in dims])
         _check_depth(node.span, 1 + max(d.depth for d in dims))
         return node
 
     def _scalar(kind):  # noqa: N805
         def build(self, ch):  # "int" | "float" | "bool" | "choice"
-            return ir.ScalarType.model_construct(span=_span(ch[0], ch[0]), kind=kind)
+            return _new.ScalarType(span=_span(ch[0], ch[0]), kind=kind)
 
         return build
 
@@ -219,10 +229,10 @@ class _Builder(Transformer):
 
     def range(self, ch):  # literal ".." literal
         (low, low_span), _, (high, high_span) = ch
-        return ir.Range.model_construct(span=_span(low_span, high_span), low=low, high=high)
+        return _new.Range(span=_span(low_span, high_span), low=low, high=high)
 
     def options(self, ch):  # "{" literal ("," literal)* ","? "}"
-        return ir.Options.model_construct(span=_span(ch[0], ch[-1]), values=[v for v, _ in ch[1:-1:2]])
+        return _new.Options(span=_span(ch[0], ch[-1]), values=[v for v, _ in ch[1:-1:2]])
 
     # -- signatures
     def param(self, ch):  # NAME ":" type default? domain?
@@ -238,7 +248,7 @@ class _Builder(Transformer):
             else:
                 fields["domain"] = extra
                 end = extra.span
-        return ir.Param.model_construct(span=_span(name_tok, end), **fields)
+        return _new.Param(span=_span(name_tok, end), **fields)
 
     def param_list(self, ch):  # "(" [param ("," param)* ","?] ")"
         params = ch[1:-1:2]
@@ -252,44 +262,44 @@ class _Builder(Transformer):
 
     def output(self, ch):  # NAME ":" type
         name, _, type_ = ch
-        return ir.Output.model_construct(span=_span(name, type_.span), name=self._ident(name, "an output"),
+        return _new.Output(span=_span(name, type_.span), name=self._ident(name, "an output"),
                                          type=type_)
 
     def single_output(self, ch):  # type
         type_ = ch[0]
-        return _Outputs([ir.Output.model_construct(span=type_.span, name=None, type=type_)], type_.span)
+        return _Outputs([_new.Output(span=type_.span, name=None, type=type_)], type_.span)
 
     def named_outputs(self, ch):  # "(" output ("," output)* ","? ")"
         return _Outputs(ch[1:-1:2], ch[-1])
 
     def signature(self, ch):  # NAME param_list "->" outputs
         name, params, _, outputs = ch
-        return ir.Signature.model_construct(span=_span(name, outputs.end), name=name.value, params=params,
+        return _new.Signature(span=_span(name, outputs.end), name=name.value, params=params,
                                             outputs=outputs.items)
 
     # -- statements and bodies
     def assign(self, ch):  # NAME ("," NAME)* "=" expr
         value = ch[-1]
         targets = [self._ident(t, "a variable") for t in ch[:-2:2]]
-        return ir.Assign.model_construct(span=_span(ch[0], value.outer), targets=targets, value=value.node,
+        return _new.Assign(span=_span(ch[0], value.outer), targets=targets, value=value.node,
                                          comments=[], trailing_comment=None)
 
     def return_stmt(self, ch):  # "return" expr ("," expr)*
         values = ch[1::2]
-        return ir.Return.model_construct(span=_span(ch[0], values[-1].outer), values=[v.node for v in values],
+        return _new.Return(span=_span(ch[0], values[-1].outer), values=[v.node for v in values],
                                          comments=[], trailing_comment=None)
 
     def body(self, ch):  # "{" DOCSTRING? statement* "}"
         inner = ch[1:-1]
         doc = None
-        if inner and isinstance(inner[0], Token):
+        if inner and isinstance(inner[0], TOKEN_TYPES):
             doc = inner[0].value[3:-3]
             inner = inner[1:]
         return _Body(doc, inner, ch[-1])
 
     def _unit(self, first: Token, name: str, name_span, params, outputs: _Outputs, body: _Body,
               is_block: bool) -> ir.Unit:
-        return ir.Unit.model_construct(
+        return _new.Unit(
             span=_span(first, body.end), name=name, name_span=name_span, is_block=is_block, params=params,
             outputs=outputs.items, doc=body.doc, body=body.statements, comments=[], end_comments=[],
         )
@@ -305,16 +315,16 @@ class _Builder(Transformer):
 
     def setting(self, ch):  # NAME "=" literal
         name, _, (value, value_span) = ch
-        return ir.Setting.model_construct(span=_span(name, value_span), name=self._ident(name, "a setting"),
+        return _new.Setting(span=_span(name, value_span), name=self._ident(name, "a setting"),
                                           value=value)
 
     def scaffold(self, ch):  # "scaffold" "(" [setting ("," setting)* ","?] ")"
-        return ir.Scaffold.model_construct(span=_span(ch[0], ch[-1]), settings=ch[2:-1:2])
+        return _new.Scaffold(span=_span(ch[0], ch[-1]), settings=ch[2:-1:2])
 
     def design(self, ch):  # "design" NAME STRING? scaffold? definition+
         keyword, name_tok, *rest = ch
         name = self._ident(name_tok, "a design")
-        description = _decode_string(rest.pop(0)) if isinstance(rest[0], Token) else None
+        description = _decode_string(rest.pop(0)) if isinstance(rest[0], TOKEN_TYPES) else None
         scaffold = rest.pop(0) if isinstance(rest[0], ir.Scaffold) else None
         return ir.Design.model_construct(span=_span(keyword, rest[-1].span), name=name, description=description,
                                          scaffold=scaffold, units=rest, comments=[], end_comments=[])
@@ -331,13 +341,13 @@ def _check_depth(span: ir.Span, depth: int) -> None:
 
 def _int(tok: Token) -> int:
     try:
-        return int(tok)
+        return int(tok.value)
     except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits())
         _fail(_span(tok, tok), "bad-number", f"number {tok.value[:20]}... is too long")
 
 
 def _float(tok: Token) -> float:
-    value = float(tok)
+    value = float(tok.value)
     if value == float("inf"):
         _fail(_span(tok, tok), "bad-number", f"number {tok.value[:20]} is too large")
     return value
@@ -496,12 +506,13 @@ def _build(text: str, filename: str | None, start: str) -> tuple[Any, list[Token
 
 
 def _read(text: str, start: str) -> Any:
+    cython = grammar.use_lark_cython
     try:
-        return lark_parser(_BUILDER, _collect_comment).parse(text, start=start)
+        return lark_parser(_BUILDER, _collect_comment, cython).parse(text, start=start)
     except _Abort:
         # The builder stops at the first problem, but a syntax error anywhere in the text
         # comes first: read the rest too, building nothing (this raises UnexpectedInput).
-        lark_parser(None, _collect_comment).parse(text, start=start)
+        lark_parser(None, _collect_comment, cython).parse(text, start=start)
         raise
 
 
