@@ -1,4 +1,4 @@
-"""The built-in archive store (SQLite) and executors (in-process, subprocess pool)."""
+"""The built-in archive store (SQLite) and executors (in-process, subprocess pool, Ray)."""
 
 from genesys_dsl import hookimpl
 
