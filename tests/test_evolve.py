@@ -131,3 +131,32 @@ def test_a_failing_evaluation_is_recorded_and_the_run_goes_on(tmp_path):
 def test_bad_config_keys_are_named():
     with pytest.raises(ConfigError, match="search.mutaton: Extra inputs are not permitted"):
         parse_evolve_config({"search": {"mutaton": 0.5}}, "evolve.toml")
+
+
+def test_the_command_starts_resumes_and_extends_the_budget(tmp_path, capsys):
+    from genesys_dsl.cli import main
+
+    cfg = tmp_path / "run.toml"
+    seeds = ", ".join(f'"{s}"' for s in SEEDS)
+    cfg.write_text(f'[run]\nseeds = [{seeds}]\nmax_designs = 3\n\n[evaluation]\nsuites = ["scripted"]\n'
+                   f'verify = false\n\n[executor]\nname = "inprocess"\n')
+    run_dir = tmp_path / "run"
+    assert main(["evolve", "--config", str(cfg), "--run", str(run_dir), "--minutes", "0.00001", "--quiet"]) == 0
+    assert "stopped: time budget spent" in capsys.readouterr().out
+    assert main(["evolve", "--run", str(run_dir), "--quiet"]) == 0  # the recorded config and budget
+    assert "stopped: time budget spent" in capsys.readouterr().out
+    assert main(["evolve", "--run", str(run_dir), "--minutes", "10", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped: every rung budget spent" in out and f"genesys archive {run_dir} top" in out
+    assert "report: " in out and (run_dir / "report" / "index.html").exists()
+
+
+def test_the_command_names_config_mistakes(tmp_path, capsys):
+    from genesys_dsl.cli import main
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[run]\nladder = "cpux"\n')
+    assert main(["evolve", "--config", str(cfg), "--run", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "unknown ladder 'cpux'" in capsys.readouterr().err
+    assert main(["evolve", "--config", str(tmp_path / "missing.toml"), "--quiet"]) == 2
+    assert "no such config file" in capsys.readouterr().err

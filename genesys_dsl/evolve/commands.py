@@ -34,18 +34,10 @@ def cmd_evolve(args) -> int:
     config = load_evolve_config(args.config) if args.config else None
     run_dir = Path(args.run or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
     resuming = (run_dir / "archive.sqlite").exists()
-    if args.minutes is not None:
-        from .config import EvolveConfig
-
-        base = config or (None if resuming else EvolveConfig())
-        if base is not None:
-            config = base.model_copy(update={"run": base.run.model_copy(update={"minutes": args.minutes})})
     _check_executor_flags(args)
     view = None if args.quiet else LiveView()
-    evolution = Evolution(config, run_dir, on_update=view.update if view else None)
-    if args.executor or args.ray_address:
-        # where this session's evaluations run; not recorded in the run's config, so that a
-        # resumed run may go on elsewhere (a laptop run continued on a cluster)
+    evolution = Evolution(config, run_dir, minutes=args.minutes, on_update=view.update if view else None)
+    if args.executor or args.ray_address:  # this session only: not recorded in the run's config
         evolution.config = with_executor(evolution.config, args.executor, args.ray_address)
     print(f"genesys: {'resuming' if resuming else 'starting'} run {run_dir} "
           f"({evolution.config.run.minutes:g} min budget, ladder {evolution.ladder.name}, "

@@ -75,12 +75,20 @@ class Tally:
 
 
 class Evolution:
-    def __init__(self, config: EvolveConfig, run_dir: str | Path, *,
+    def __init__(self, config: EvolveConfig | None, run_dir: str | Path, *, minutes: float | None = None,
                  on_update: Callable[[Evolution], None] | None = None) -> None:
+        """`config` None resumes with the recorded one (or the defaults for a new run).
+        `minutes` sets the run's total budget (summed over resumes; recorded, so a later
+        resume keeps it), and may differ from the config's. `config.executor` may be
+        replaced after construction for this session only (`genesys evolve --executor`)."""
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.store = store_registry().lookup(STORE).open(str(self.run_dir))
         self.config = self._settle_config(config)
+        budget = minutes if minutes is not None else self.store.get_meta("minutes", self.config.run.minutes)
+        self.store.set_meta("minutes", budget)
+        self.config = self.config.model_copy(
+            update={"run": self.config.run.model_copy(update={"minutes": budget})})
         self.ladder: Ladder = get_ladder(self.config.run.ladder)
         self.rungs = self.ladder.rung_names
         self.budgets = {r.name: self.config.evaluation.budgets.get(r.name, r.budget) for r in self.ladder.rungs}
@@ -103,7 +111,7 @@ class Evolution:
             self.store.set_meta("config", config.model_dump(mode="json"))
             return config
         recorded = EvolveConfig(**stored)
-        if config is not None and config.model_dump(mode="json") != stored:
+        if config is not None and _without_budget(config.model_dump(mode="json")) != _without_budget(stored):
             raise ConfigError(f"{self.run_dir} was started with another configuration; resume it without "
                               f"--config, or start a new run with another --run folder")
         return recorded
@@ -471,6 +479,11 @@ def _outcome(result: JobResult) -> EvaluationResult:
     return EvaluationResult(status=OK, scores=scores, tokens=int(value.get("tokens") or 0),
                             wall_seconds=float(value.get("wall_seconds") or result.wall_seconds),
                             params=value.get("params"), flops=value.get("flops"))
+
+
+def _without_budget(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as compared on resume: the time budget may change between sessions."""
+    return {**config, "run": {k: v for k, v in config["run"].items() if k != "minutes"}}
 
 
 def _bundled_seeds() -> list[Path]:
