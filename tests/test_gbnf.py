@@ -143,3 +143,12 @@ def test_the_block_rule_is_the_root_of_the_block_grammar(blocks):
     assert blocks.accepts(unit_text(block))
     assert not blocks.accepts(unit_text(ir.Unit(name="U", params=block.params, outputs=block.outputs,
                                                 body=block.body)))
+
+
+def test_the_decoding_grammar_leaves_comments_out_so_a_model_cannot_ramble_in_them():
+    decoding = GBNFRecognizer(gbnf("unit", comments=False))
+    unit = "unit Gate(x: seq[D]) -> seq[D] {\n    return x * sigmoid(Linear(x, D))\n}\n"
+    assert decoding.accepts(unit)
+    assert not decoding.accepts("# Rewrite the unit\n" + unit)
+    assert not decoding.accepts(unit.replace("{\n", "{  # keep it simple\n"))
+    assert "COMMENT" not in gbnf("unit", comments=False) and "#" in gbnf("unit").split("\n", 1)[1]

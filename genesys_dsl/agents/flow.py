@@ -346,7 +346,7 @@ class _Round:
                                                      change=plan.change)}]
         # every implementer request carries the GBNF of one definition; a backend whose
         # server takes grammars (llama.cpp) may constrain decoding with it
-        grammar = gbnf("block" if plan.name == ir.BLOCK_NAME else "unit")
+        grammar = gbnf("block" if plan.name == ir.BLOCK_NAME else "unit", comments=False)
         messages = list(base)
         for attempt in range(self.settings.max_repairs + 1):
             context = {"proposal": proposal.model_dump(), "unit": plan.name, "action": plan.action,

@@ -58,18 +58,24 @@ def lark_grammar() -> Lark:
 
 
 @lru_cache(maxsize=None)
-def gbnf(start: str = "design") -> str:
-    """GBNF text whose `root` is the rule `start` ("design", "definition", "block" or "unit")."""
+@lru_cache(maxsize=None)
+def gbnf(start: str = "design", *, comments: bool = True) -> str:
+    """GBNF text whose `root` is the rule `start` ("design", "definition", "block" or
+    "unit"). `comments=False` leaves the ignored COMMENT terminal out: for decoding,
+    where a small model otherwise fills its reply with comment lines until the token
+    limit (the language still allows them; only the model may not write them)."""
     if start not in START_RULES:
         raise GBNFError(f"no start rule '{start}'; available: {', '.join(START_RULES)}")
-    return generate(lark_grammar(), start, source="grammar/gab.lark")
+    skip = () if comments else ("COMMENT",)
+    return generate(lark_grammar(), start, source="grammar/gab.lark", skip_ignored=skip)
 
 
-def generate(lark: Lark, start: str, source: str = "a Lark grammar") -> str:
-    """GBNF for any Lark grammar object whose rules include `start`."""
+def generate(lark: Lark, start: str, source: str = "a Lark grammar", skip_ignored: tuple[str, ...] = ()) -> str:
+    """GBNF for any Lark grammar object whose rules include `start`; the ignored
+    terminals named in `skip_ignored` are not allowed between tokens."""
     if not any(rule.origin.name == start for rule in lark.rules):
         raise GBNFError(f"the grammar has no rule '{start}'")
-    return _Generator(lark, source).run(start)
+    return _Generator(lark, source, skip_ignored).run(start)
 
 
 def rule_name(lark_name: str) -> str:
@@ -256,8 +262,8 @@ def _next_state(stop: str, k: int, c: str) -> int:
 
 
 class _Generator:
-    def __init__(self, lark: Lark, source: str):
-        self.lark, self.source = lark, source
+    def __init__(self, lark: Lark, source: str, skip_ignored: tuple[str, ...] = ()):
+        self.lark, self.source, self.skip_ignored = lark, source, skip_ignored
         self.terminals = {t.name: t for t in lark.terminals}
         self.by_origin: dict[str, list[list]] = {}
         for rule in lark.rules:
@@ -331,6 +337,8 @@ class _Generator:
         so a run of spaces has one reading (llama.cpp tracks every reading)."""
         items = []
         for name in self.lark.ignore_tokens:
+            if name in self.skip_ignored:
+                continue
             pattern = self.terminals[name].pattern
             if isinstance(pattern, PatternStr):
                 items.append(literal(pattern.value))
