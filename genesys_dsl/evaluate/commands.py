@@ -45,6 +45,8 @@ def _evaluation_arguments(p: argparse.ArgumentParser, default_seeds: int = 1) ->
                    help="text file or folder to pretrain on (repeatable; default: the bundled corpus)")
     p.add_argument("--tokenizer", default="byte", help="byte (default) or gpt2")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (default: torch's, one per core; on a busy machine 1 is much faster)")
     p.add_argument("--work", default=DEFAULT_WORK, metavar="DIR",
                    help=f"checkpoints and finished suites, for resuming (default: {DEFAULT_WORK})")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -95,9 +97,19 @@ def _say(args) -> Callable[[str], None] | None:
     return lambda message: print(f"genesys: {message}", file=sys.stderr)
 
 
+def _threads(args) -> None:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise EvaluationError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def cmd_eval(args) -> int:
     from .run import evaluate  # imports torch: only for this command
 
+    _threads(args)
     design = read_design(args.spec)
     result = evaluate(design, on_progress=_say(args), **_settings(args))
     data = result.to_dict()
@@ -134,6 +146,7 @@ def summary(data: dict[str, Any]) -> str:
 def cmd_compare(args) -> int:
     from .run import evaluate
 
+    _threads(args)
     designs = [read_design(args.a), read_design(args.b)]
     settings = _settings(args)
     results = [evaluate(d, on_progress=_say(args), **settings) for d in designs]
