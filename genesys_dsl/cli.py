@@ -19,6 +19,7 @@ from .agents.backend import AgentError
 from .check import check, diagnostics_dict, stats
 from .check.analyze import CallRecord, UnitInfo
 from .check import dims
+from .compile.backends import BACKENDS, BackendError
 from .evaluate.suite import EvaluationError
 from .evolve.executor import ExecutorError
 from .evolve.store import StoreError
@@ -243,7 +244,7 @@ def cmd_compile(args) -> int:
     from .compile import compile_source
 
     design = read_design(args.spec)
-    source = compile_source(design, args.scale)
+    source = compile_source(design, args.scale, backend=args.backend)
     if args.output in (None, "-"):
         sys.stdout.write(source)
     else:
@@ -444,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--scale", metavar="NAME", help="also check at this scale and record it as SCALE in the file")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write the module (default: stdout)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="torch, triton (Triton kernels where a primitive has them; needs triton), or auto "
+                        "(triton on a CUDA machine, else torch); default: $GENESYS_BACKEND, else auto")
 
     p = command("verify", cmd_verify, "build a spec's LM at a scale and check it runs: causality, gradients, "
                                       "parameter budget, cost relative to the transformer")
@@ -499,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (InputError, ConfigError, UsageError, PluginError, RegistryError, EvaluationError, AgentError,
-            ExecutorError) as err:
+            ExecutorError, BackendError) as err:
         print(f"genesys: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except DSLError as err:

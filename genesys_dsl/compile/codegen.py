@@ -194,6 +194,8 @@ class UnitWriter:
             self.size_functions.add(e.func)
             exact = e.func in ("min", "max")
             return f"{helper}({', '.join(self.text(a, exact_ints=exact) for a in e.args)})"
+        if _key(e.span) in self.fused:
+            return self.fused[_key(e.span)]
         record = self.calls.get(_key(e.span))
         if record is None:
             raise CompileError(f"no analysis for the call at line {e.span.line} (a checker bug)")
@@ -288,8 +290,32 @@ class UnitWriter:
         callee = next(iter(record.targets.values()))
         return callee.unit is not None or self.impls[callee.name].kind == "module"
 
+    def residual_norm_call(self, s: ir.Assign, following) -> ir.Call | None:
+        """For `t = a + b`, the call `Norm(t)` in the next statement when Norm's implementation
+        fuses the add into the norm (a Triton kernel's `forward_residual`)."""
+        value = s.value
+        if not (len(s.targets) == 1 and isinstance(value, ir.BinOp) and value.op == "+"
+                and is_tensor(value.left, self.scope) and is_tensor(value.right, self.scope)):
+            return None
+        for call in (c for v in ([following.value] if isinstance(following, ir.Assign) else following.values)
+                     for c in _calls(v)):
+            record = self.calls.get(_key(call.span))
+            if record is None or record.choice is not None or _key(call.span) not in self.submodules:
+                continue
+            callee = next(iter(record.targets.values()))
+            impl = self.impls.get(callee.name) if callee.primitive is not None else None
+            if impl is None or not impl.residual_norm:
+                continue
+            given = dict(zip((p.name for p in callee.params), call.args)) | {k.name: k.value for k in call.keywords}
+            tensors = [given.get(p.name) for p in callee.params if isinstance(p.type, ir.SeqType)]
+            if len(tensors) == 1 and isinstance(tensors[0], ir.Name) and tensors[0].id == s.targets[0]:
+                return call
+        return None
+
     def write_statements(self) -> None:
-        for s in self.unit.body:
+        self.fused: dict[tuple, str] = {}  # the key of a norm call computed ahead -> the local holding it
+        body = self.unit.body
+        for i, s in enumerate(body):
             if isinstance(s, ir.Assign) and not is_tensor(s.value, self.scope):
                 self.scalar_assignment(s)
                 continue
@@ -303,7 +329,19 @@ class UnitWriter:
             for comment in s.comments:
                 self.forward_lines.append(comment)
             trailing = f"  {s.trailing_comment}" if s.trailing_comment else ""
-            if isinstance(s, ir.Assign):
+            norm = self.residual_norm_call(s, body[i + 1]) if isinstance(s, ir.Assign) and i + 1 < len(body) \
+                else None
+            if norm is not None:
+                # the add and the next statement's norm of its result, in one pass over memory
+                left, right = self.text(s.value.left), self.text(s.value.right)
+                (t,) = s.targets
+                local = self.scope.tensors.get(t) or self.tensor_locals.claim(t)
+                self.scope.tensors[t] = local
+                self.fused[_key(norm.span)] = normed = self.tensor_locals.claim(f"{t}_normed")
+                self.forward_lines.append(f"# the residual add and the next line's {norm.func}({t}), in one pass")
+                self.forward_lines.append(f"{local}, {normed} = self.{self.submodules[_key(norm.span)]}"
+                                          f".forward_residual({left}, {right}){trailing}")
+            elif isinstance(s, ir.Assign):
                 rhs = self.text(s.value)
                 for t in s.targets:
                     self.scope.tensors[t] = self.tensor_locals.claim(t) if t not in self.scope.tensors \

@@ -8,6 +8,8 @@ its `build_model`. What runs is what a user reads with `genesys compile`.
 
 from __future__ import annotations
 
+import hashlib
+import linecache
 import types
 from typing import Any, Mapping
 
@@ -18,14 +20,17 @@ from ..check.stats import scaffold_setting
 from ..gp.hashing import canonical_hash
 from ..ops.registry import Registry
 from ..ops.torch_impl import PRELUDE
+from ..ops.triton_impl import TRITON_PRELUDE
 from ..scales import Scale, get_scale
 from ..syntax.diagnostics import DSLError
 from ..syntax.unparse import unparse
-from .codegen import SIZE_HELPERS, CompileError, UnitWriter, docstring
-from .implementations import Implementation, implementation, source_of
+from . import backends
+from .backends import BACKENDS
+from .codegen import SIZE_HELPERS, UnitWriter, docstring
+from .implementations import Implementation, ImplementationError, source_of
 from .naming import FILE_NAMES, Namespace, camel
 
-BACKENDS = ("torch",)
+__all__ = ["BACKENDS", "build", "compile_source", "load_source"]
 
 
 def _checked(design: ir.Design, registry: Registry | None, scales: list[Scale]) -> Report:
@@ -63,14 +68,20 @@ def _primitives_used(report: Report, units: list[str]) -> list[str]:
 
 
 def compile_source(design: ir.Design, scale: str | Scale | Mapping[str, Any] | None = None, *,
-                   registry: Registry | None = None, backend: str = "torch") -> str:
-    """One standalone Python module implementing the design's LM (needs only torch).
+                   registry: Registry | None = None, backend: str | None = None) -> str:
+    """One standalone Python module implementing the design's LM (needs only torch, or
+    torch and triton when the backend copies Triton kernels: see `backends`).
 
     The source does not depend on the scale: `build_model(d_model=..., n_layers=...,
     vocab_size=..., context_length=...)` builds any. With `scale`, the design is also
-    checked at that scale and the file records it as `SCALE` (`build_model(**SCALE)`)."""
-    if backend not in BACKENDS:
-        raise CompileError(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
+    checked at that scale and the file records it as `SCALE` (`build_model(**SCALE)`);
+    Triton kernels are then checked to take the shapes at that scale."""
+    sc = get_scale(scale) if scale is not None else None
+    return _source(design, sc, registry, backends.resolve(backend), record_scale=True)
+
+
+def _source(design: ir.Design, sc: Scale | None, registry: Registry | None, backend: str, *,
+            record_scale: bool) -> str:
     from ..ops import registry as default_registry
 
     registry = registry or default_registry()
@@ -78,7 +89,6 @@ def compile_source(design: ir.Design, scale: str | Scale | Mapping[str, Any] | N
         from ..syntax.parse import parse
 
         design = parse(unparse(design), filename=f"<{design.name}>")
-    sc = get_scale(scale) if scale is not None else None
     report = _checked(design, registry, [sc] if sc else [])
     design = report.design
     units = _reachable_units(report)
@@ -86,7 +96,12 @@ def compile_source(design: ir.Design, scale: str | Scale | Mapping[str, Any] | N
     prim_names = _primitives_used(report, units)
     if final_norm.name not in prim_names:
         prim_names.append(final_norm.name)
-    impls = {name: implementation(registry.get(name)) for name in prim_names}
+    bindings = None
+    if sc is not None and backend != "torch":
+        bindings = backends.primitive_bindings(report, sc, final_norm,
+                                               scaffold_setting(design, "final_norm_eps", None))
+    impls = backends.choose([registry.get(name) for name in prim_names], backend, bindings)
+    kernels = [name for name, impl in impls.items() if impl.backend == "triton"]
 
     file_names = Namespace(FILE_NAMES | set(impls) | {"multiple_of", "round_half_up"})
     class_names = {name: file_names.claim(camel(name)) for name in units}
@@ -95,7 +110,7 @@ def compile_source(design: ir.Design, scale: str | Scale | Mapping[str, Any] | N
     classes = [w.write() for w in writers]
     size_functions = set().union(*(w.size_functions for w in writers))
 
-    parts = [_header(design), PRELUDE]
+    parts = [_header(design, kernels), TRITON_PRELUDE if kernels else PRELUDE]
     helpers = [code for name, (_, code) in SIZE_HELPERS.items() if code and name in size_functions]
     if helpers:
         parts.append(_section("size helpers") + "\n\n\n".join(h.rstrip("\n") for h in helpers))
@@ -103,19 +118,22 @@ def compile_source(design: ir.Design, scale: str | Scale | Mapping[str, Any] | N
     parts.append(_section("units") + "\n\n".join(classes))
     parts.append(_section("the language model") + _language_model(design, class_names[design.block.name],
                                                                      final_norm.name))
-    if sc is not None:
+    if sc is not None and record_scale:
         parts.append(f"# The scale this file was compiled for: {sc.name}. Build it with build_model(**SCALE).\n"
                      f"SCALE = {_scale_dict(sc)}")
     return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
-def _header(design: ir.Design) -> str:
+def _header(design: ir.Design, kernels: list[str]) -> str:
     text = f"{design.name}"
     if design.description:
         text += f": {design.description}"
     text += (f"\n\nGenerated by genesys-dsl {__version__} from design '{design.name}' "
              f"(canonical hash {canonical_hash(design)[:16]}).\n"
              "Regenerate it with `genesys compile`; edits here are not kept.")
+    if kernels:
+        text += (f"\nBackend triton: Triton kernels for {', '.join(kernels)}; PyTorch for the rest. They run on "
+                 "a CUDA device, or on the CPU with TRITON_INTERPRET=1 set before this file runs.")
     literal = docstring(text, "")  # an escaped literal when the description needs it
     return f'"""{text}\n"""' if literal.startswith('"""') else literal
 
@@ -126,12 +144,17 @@ def _section(title: str) -> str:
 
 def _primitive_sources(impls: dict[str, Implementation]) -> str:
     blocks: list[str] = []
-    copied: set[str] = set()
+    copied: dict[str, str] = {}  # top-level name in the file -> the helper target defining it
     for impl in impls.values():
         for target in impl.uses:
-            if target not in copied:
-                copied.add(target)
-                blocks.append(source_of(target))
+            name = target.rpartition(":")[2].rpartition(".")[2]
+            if copied.get(name) == target:
+                continue
+            if name in copied:  # two plugins' helpers would overwrite each other in one namespace
+                raise ImplementationError(f"helpers {copied[name]} and {target} (used by {impl.name}) are both "
+                                          f"named '{name}'; a helper's name must be unique")
+            copied[name] = target
+            blocks.append(source_of(target))
         blocks.append(impl.source)
     return "\n\n\n".join(b.rstrip("\n") for b in blocks)
 
@@ -150,7 +173,9 @@ def _language_model(design: ir.Design, block_class: str, final_norm: str) -> str
         "        super().__init__()",
         "        self.context_length = context_length",
         "        self.embedding = nn.Embedding(vocab_size, d_model)",
-        "        nn.init.normal_(self.embedding.weight, std=0.02)",
+        "        # std 1/sqrt(d_model): a token's vector has about unit norm, on a par with what",
+        "        # the blocks add to the residual stream (0.02 drowns it at small widths)",
+        "        nn.init.normal_(self.embedding.weight, std=d_model ** -0.5)",
     ]
     if learned_positions:
         lines += ["        self.positions = nn.Embedding(context_length, d_model)",
@@ -195,21 +220,36 @@ def _scale_dict(sc: Scale) -> str:
 def load_source(source: str, name: str = "genesys_generated") -> types.ModuleType:
     """Execute generated source as a fresh module (our own output, never spec text)."""
     module = types.ModuleType(name)
-    module.__dict__["__file__"] = f"<{name}>"
-    exec(compile(source, f"<{name}>", "exec"), module.__dict__)  # noqa: S102 - generated from validated IR
+    filename = f"<{name}>"
+    if "\nimport triton\n" in source:
+        # @triton.jit reads its function's source through inspect, i.e. linecache: give it the
+        # text under a name unique to it (kept only for files with kernels, which are few)
+        filename = f"<{name}-{hashlib.sha256(source.encode()).hexdigest()[:12]}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module.__dict__["__file__"] = filename
+    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - generated from validated IR
     return module
 
 
 def build(design: ir.Design, scale: str | Scale | Mapping[str, Any], *, seed: int = 0,
-          registry: Registry | None = None, backend: str = "torch"):
-    """The design's LM at `scale` (a scale name or settings), initialised from `seed`."""
+          registry: Registry | None = None, backend: str | None = None):
+    """The design's LM at `scale` (a scale name or settings), initialised from `seed`.
+
+    `backend` is "auto" (Triton kernels on a CUDA device, torch elsewhere), "torch" or
+    "triton"; None reads $GENESYS_BACKEND, then takes auto. The same seed gives the same
+    weights with every backend."""
     import torch
 
+    backend = backends.resolve(backend)
+    if backend == "triton" and not backends.interpreted() and not backends.cuda_available():
+        raise backends.BackendError("backend 'triton' runs its kernels on a CUDA device, and there is none; "
+                           "use backend 'auto' or 'torch', or set TRITON_INTERPRET=1 (Triton's slow CPU "
+                           "interpreter, for tests) before building")
     sc = get_scale(scale)
     report = check(design, [sc], registry=registry)
     if not report.ok:
         raise DSLError(report.errors, report.source)
-    source = compile_source(report.design, registry=registry, backend=backend)
+    source = _source(report.design, sc, registry, backend, record_scale=False)
     module = load_source(source, f"genesys_{design.name}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -1,6 +1,7 @@
 """Primitive registry: signatures, families, temporal classes, cost formulas."""
 
 from .torch_impl import PRELUDE, TorchImpl
+from .triton_impl import TRITON_PRELUDE, TritonImpl
 from .registry import Bindings, Constraint, Primitive, Registry, RegistryError, numel, per_element, primitive
 
 
@@ -13,5 +14,5 @@ def registry() -> Registry:
 
 __all__ = [
     "Bindings", "Constraint", "Primitive", "Registry", "RegistryError", "numel", "per_element",
-    "primitive", "registry", "PRELUDE", "TorchImpl",
+    "primitive", "registry", "PRELUDE", "TorchImpl", "TRITON_PRELUDE", "TritonImpl",
 ]

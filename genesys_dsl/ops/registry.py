@@ -61,8 +61,8 @@ class Primitive:
     flops: Formula = _zero
     constraints: tuple[Constraint, ...] = ()
     reference: str | None = None  # the paper or implementation it follows
-    torch: Any = None  # filled by the compiler's implementations (issue: compile)
-    triton: Any = None
+    torch: Any = None  # the module whose IMPLEMENTATIONS holds its TorchImpl (a name, imported to compile)
+    triton: Any = None  # optional: the module whose IMPLEMENTATIONS holds its TritonImpl (docs/kernels.md)
     plugin: str | None = None  # which plugin registered it
 
     @property

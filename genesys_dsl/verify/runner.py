@@ -50,7 +50,9 @@ class Context:
         return {p.name for p in (self.registry or default_registry())}
 
     def build(self, dtype: torch.dtype, scale: Scale | None = None):
-        model = build(self.design, scale or self.scale, seed=self.seed, registry=self.registry)
+        # float64 (the causality check) has no Triton kernels: the torch backend's scans
+        backend = "torch" if dtype == torch.float64 else None
+        model = build(self.design, scale or self.scale, seed=self.seed, registry=self.registry, backend=backend)
         return model.to(device=self.device, dtype=dtype)
 
     def tokens(self, batch: int, length: int) -> torch.Tensor:

@@ -6,6 +6,7 @@ docs/language.md: a multiply-add is 2 FLOPs; FLOPs are forward, per token.
 """
 
 from dataclasses import replace
+from importlib.util import find_spec
 
 from genesys_dsl.hookspecs import hookimpl
 
@@ -17,7 +18,10 @@ MODULES = (projections, pointwise, norms, heads, convs, mixers)
 @hookimpl
 def register_primitives(register):
     for module in MODULES:
-        # torch_ops/<same module name> holds the implementations (imported only to compile)
-        implementations = f"{__name__}.torch_ops.{module.__name__.rsplit('.', 1)[1]}"
+        # torch_ops/<same module name> holds the implementations (imported only to compile);
+        # triton_ops/<same name>, where it exists, the Triton kernels of some of them
+        name = module.__name__.rsplit(".", 1)[1]
+        kernels = f"{__name__}.triton_ops.{name}"
+        triton = kernels if find_spec(kernels) is not None else None  # finds the file, imports no triton
         for prim in module.PRIMITIVES:
-            register(replace(prim, torch=implementations))
+            register(replace(prim, torch=f"{__name__}.torch_ops.{name}", triton=triton))

@@ -1,0 +1,146 @@
+"""Triton short causal depthwise convolution, forward and backward (see ../convs.py for
+the primitive and ../torch_ops/convs.py for the torch implementation it must match).
+
+y[b, t, c] = bias[c] + sum_k weight[c, 0, k] * x[b, t - (kernel - 1) + k, c], zeros
+before the first token. Tokens are contiguous rows of W channels, so a program owns a
+[BLOCK_T, BLOCK_C] tile of one sequence and reads the kernel - 1 tokens before it
+again (cached); the kernel is short (2..16), so its taps are unrolled.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+from . import TritonImpl, always
+
+
+@triton.jit
+def _causal_conv_fwd_kernel(X, WEIGHT, BIAS, Y, L, C,
+                            K: tl.constexpr, ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
+    t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    base = tl.program_id(2).to(tl.int64) * L * C
+    c_mask = c < C
+    acc = tl.zeros([BLOCK_T, BLOCK_C], dtype=ACC) + tl.load(BIAS + c, mask=c_mask, other=0.0).to(ACC)[None, :]
+    for k in tl.static_range(K):
+        source = t - (K - 1) + k  # the token tap k reads
+        mask = ((source >= 0) & (source < L))[:, None] & c_mask[None, :]
+        x = tl.load(X + base + source[:, None] * C + c[None, :], mask=mask, other=0.0).to(ACC)
+        w = tl.load(WEIGHT + c * K + k, mask=c_mask, other=0.0).to(ACC)
+        acc += x * w[None, :]
+    tl.store(Y + base + t[:, None] * C + c[None, :], acc.to(Y.dtype.element_ty),
+             mask=(t < L)[:, None] & c_mask[None, :])
+
+
+@triton.jit
+def _causal_conv_bwd_kernel(X, WEIGHT, DY, DX, DW, L, C,
+                            K: tl.constexpr, ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
+    """dx[t] = sum_k w[k] dy[t + (K - 1) - k]; this tile's share of dw[c, k] = sum_t dy[t] x[t - (K - 1) + k],
+    written to its own slot of DW ([sequences * time tiles, C, K], summed afterwards)."""
+    t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    sequence = tl.program_id(2).to(tl.int64)
+    base = sequence * L * C
+    c_mask = c < C
+    t_mask = (t < L)[:, None] & c_mask[None, :]
+    dy = tl.load(DY + base + t[:, None] * C + c[None, :], mask=t_mask, other=0.0).to(ACC)
+    dx = tl.zeros([BLOCK_T, BLOCK_C], dtype=ACC)
+    slot = (sequence * tl.num_programs(0) + tl.program_id(0)) * C * K
+    for k in tl.static_range(K):
+        w = tl.load(WEIGHT + c * K + k, mask=c_mask, other=0.0).to(ACC)
+        later = t + (K - 1) - k  # the output that read this token through tap k
+        mask = (later < L)[:, None] & c_mask[None, :]
+        dx += w[None, :] * tl.load(DY + base + later[:, None] * C + c[None, :], mask=mask, other=0.0).to(ACC)
+        source = t - (K - 1) + k
+        mask = ((source >= 0) & (source < L))[:, None] & c_mask[None, :]
+        x = tl.load(X + base + source[:, None] * C + c[None, :], mask=mask, other=0.0).to(ACC)
+        tl.store(DW + slot + c * K + k, tl.sum(dy * x, axis=0), mask=c_mask)
+    tl.store(DX + base + t[:, None] * C + c[None, :], dx.to(DX.dtype.element_ty), mask=t_mask)
+
+
+def _causal_conv_launch(L, C):
+    """Tile sizes: up to 64 tokens by up to 128 channels."""
+    return min(64, triton.next_power_of_2(L)), min(128, triton.next_power_of_2(C))
+
+
+class _CausalConvFunction(torch.autograd.Function):
+    """y = causal depthwise conv of x [batch, length, C] with weight [C, 1, K] and bias [C]."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        batch, L, C = x.shape
+        K = weight.shape[-1]
+        x = x.contiguous()
+        weight2 = weight.reshape(C, K).contiguous()
+        y = torch.empty_like(x, dtype=torch.promote_types(x.dtype, weight.dtype))
+        acc = tl.float64 if y.dtype == torch.float64 else tl.float32
+        block_t, block_c = _causal_conv_launch(L, C)
+        grid = (triton.cdiv(L, block_t), triton.cdiv(C, block_c), batch)
+        _causal_conv_fwd_kernel[grid](x, weight2, bias, y, L, C, K=K, ACC=acc, BLOCK_T=block_t, BLOCK_C=block_c)
+        ctx.save_for_backward(x, weight2)
+        ctx.acc, ctx.weight_shape, ctx.bias_dtype = acc, weight.shape, bias.dtype
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight2 = ctx.saved_tensors
+        batch, L, C = x.shape
+        K = weight2.shape[-1]
+        dy = dy.contiguous()
+        dx = torch.empty_like(x)
+        block_t, block_c = _causal_conv_launch(L, C)
+        grid = (triton.cdiv(L, block_t), triton.cdiv(C, block_c), batch)
+        partial = torch.empty(batch * grid[0], C, K, dtype=torch.float64 if ctx.acc == tl.float64 else torch.float32,
+                              device=x.device)
+        _causal_conv_bwd_kernel[grid](x, weight2, dy, dx, partial, L, C, K=K, ACC=ctx.acc,
+                                      BLOCK_T=block_t, BLOCK_C=block_c)
+        dw = partial.sum(0).view(ctx.weight_shape).to(weight2.dtype)  # a fixed-order reduction
+        dbias = dy.sum((0, 1), dtype=partial.dtype).to(ctx.bias_dtype)
+        return dx, dw, dbias
+
+
+def _causal_conv_kernels_take(x):
+    """Whether the kernels run on x: compiled ones need a CUDA tensor; interpreted ones
+    (defined under TRITON_INTERPRET=1) take CPU tensors."""
+    return x.is_cuda or not isinstance(_causal_conv_fwd_kernel, triton.runtime.JITFunction)
+
+
+class causal_conv(nn.Module):
+    """Depthwise causal convolution over the last `kernel` tokens, with bias. Triton kernels
+    (the torch computation on a tensor they cannot take).
+
+    weight [W, 1, kernel] and bias [W] are those of nn.Conv1d(W, W, kernel, groups=W),
+    initialised as nn.Conv1d does (uniform in +-1/sqrt(kernel)); the output at t sees
+    x[t - kernel + 1 .. t].
+    """
+
+    def __init__(self, W: int, kernel: int = 4):
+        super().__init__()
+        bound = 1 / math.sqrt(kernel)
+        self.weight = nn.Parameter(torch.empty(W, 1, kernel).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(W).uniform_(-bound, bound))
+
+    def forward(self, x):
+        if not _causal_conv_kernels_take(x):  # as the torch implementation
+            u = F.pad(x.transpose(1, 2), (self.weight.shape[-1] - 1, 0))
+            return F.conv1d(u, self.weight, self.bias, groups=u.shape[1]).transpose(1, 2)
+        weight, bias = self.weight, self.bias
+        if torch.is_autocast_enabled(x.device.type):  # as F.conv1d under autocast: all in its dtype
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
+        return _CausalConvFunction.apply(x, weight, bias)
+
+
+IMPLEMENTATIONS: dict[str, TritonImpl] = {
+    "causal_conv": TritonImpl(
+        "genesys_primitives.triton_ops.convs:causal_conv",
+        uses=tuple(f"genesys_primitives.triton_ops.convs:{name}" for name in (
+            "_causal_conv_fwd_kernel", "_causal_conv_bwd_kernel", "_causal_conv_launch", "_CausalConvFunction",
+            "_causal_conv_kernels_take")),
+        supports=always,  # any width and length; the signature bounds the kernel to 2..16 taps
+    ),
+}
