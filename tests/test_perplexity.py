@@ -54,7 +54,8 @@ def test_a_trained_design_scores_better_than_an_untrained_one(trained_context):
                                                          ctx.device)
     untrained_bpb = nats / math.log(2) / scored_bytes
     (bpb,) = perplexity.run(ctx, ["bits_per_byte"])
-    assert untrained_bpb == pytest.approx(bpb.random_score, rel=0.1)  # an untrained model guesses uniformly
+    # an untrained model is no better than a uniform guess (its unit-variance logits make it a bit worse)
+    assert bpb.random_score * 0.95 < untrained_bpb < bpb.random_score * 1.25
     assert bpb.score < untrained_bpb - 1.5
     assert 0.15 < bpb.normalized < 1
 
