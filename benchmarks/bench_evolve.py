@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--run", default=f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds for the final comparison")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)  # as the executors' workers do: one thread is faster on a busy machine
 
     command = [sys.executable, "-m", "genesys_dsl.cli", "evolve", "--run", args.run, "--minutes", str(args.minutes),
                "--quiet"] + (["--config", args.config] if args.config else [])

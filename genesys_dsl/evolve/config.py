@@ -70,7 +70,7 @@ class ExecutorSection(_Section):
     name: str = "subprocess"  # `genesys plugins` lists the executors
     workers: int | None = Field(None, ge=1)  # parallel evaluations (None: the executor's default)
     threads: int = Field(1, ge=1)  # torch CPU threads per worker
-    wall_seconds: float | None = Field(600, gt=0)  # per evaluation
+    wall_seconds: float | None = Field(1200, gt=0)  # per evaluation
     memory_mb: int | None = Field(6000, gt=0)  # per evaluation
     device: str | None = None  # torch device (default: cuda when available, else cpu)
     settings: dict[str, Any] = Field(default_factory=dict)  # passed on to the executor
