@@ -95,6 +95,7 @@ class Evolution:
         self.on_update = on_update
         self.tally = Tally(elapsed_before=float(self.store.get_meta("elapsed_seconds", 0.0)))
         self.submitted: dict[str, int] = {}  # job key -> evaluation id, this session
+        self.submitted_rungs: dict[str, str] = {}  # job key -> its rung
         self.designs: dict[str, ir.Design] = {}
         self.islands: dict[str, int] = dict(self.store.get_meta("islands", {}))
         self.stop_reason = ""
@@ -187,17 +188,26 @@ class Evolution:
         self.store.set_meta("elapsed_seconds", self.tally.elapsed_before + time.monotonic() - self.tally.started)
 
     def _fill(self, executor) -> None:
-        """Keep every worker busy: queued evaluations first, then new proposals."""
+        """Keep every worker busy. The lowest rung's queued evaluations go first, then
+        promoted ones (on at most half the workers, so the lowest rung never stops for
+        the dearer rungs; with one worker they wait until no child can be proposed),
+        then new proposals."""
         attempts = 0
         while executor.running() < self.workers:
             pending = [e for e in self.store.pending_evaluations() if f"eval:{e.id}" not in self.submitted]
-            if pending:
-                self._submit(executor, pending[0])
-                continue
-            if not self._can_propose() or attempts >= 20:  # 20: duplicates and invalid children in a row
+            low = [e for e in pending if e.rung == self.rungs[0]]
+            upper = [e for e in pending if e.rung != self.rungs[0]]
+            running_upper = sum(1 for rung in self.submitted_rungs.values() if rung != self.rungs[0])
+            can_propose = self._can_propose() and attempts < 20  # 20: duplicates or invalid in a row
+            if low:
+                self._submit(executor, low[0])
+            elif upper and (running_upper < self.workers // 2 or not can_propose):
+                self._submit(executor, upper[0])
+            elif can_propose:
+                attempts += 1
+                self._propose()
+            else:
                 return
-            attempts += 1
-            self._propose()
 
     def _submit(self, executor, evaluation) -> None:
         rec = self.store.get_design(evaluation.design_id)
@@ -214,6 +224,7 @@ class Evolution:
         self.store.start_evaluation(evaluation.id)
         executor.submit(Job(key=key, function=EVALUATE, payload=payload, limits=limits))
         self.submitted[key] = evaluation.id
+        self.submitted_rungs[key] = evaluation.rung
 
     # ------------------------------------------------------------ proposals
 
@@ -385,6 +396,7 @@ class Evolution:
 
     def _finished(self, result: JobResult) -> None:
         eval_id = self.submitted.pop(result.key, None)
+        self.submitted_rungs.pop(result.key, None)
         if eval_id is None:
             return
         outcome = _outcome(result)

@@ -33,6 +33,7 @@ from .executor import FAILED, ExecutorError, ExecutorKind, Job, JobResult, setti
 POLL_SECONDS = 0.02
 LOG_TAIL_CHARS = 4000
 SETTINGS = {"workers": int, "threads": int, "python": str}
+MAX_DEFAULT_WORKERS = 4  # each worker holds torch and a model: memory, not cores, bounds more
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -51,7 +52,8 @@ class SubprocessExecutor:
     OpenMP/MKL threads of each child (default: the CPUs shared evenly) unless the
     environment already sets them; `python` is the interpreter (default: this one)."""
 
-    def __init__(self, workers: int = 1, threads: int | None = None, python: str | None = None) -> None:
+    def __init__(self, workers: int | None = None, threads: int | None = None, python: str | None = None) -> None:
+        workers = workers if workers is not None else min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)
         if workers < 1:
             raise ExecutorError(f"executor 'subprocess': workers must be at least 1, not {workers}")
         if threads is not None and threads < 1:
@@ -204,6 +206,7 @@ def create(settings: Mapping[str, Any]) -> SubprocessExecutor:
 
 EXECUTOR = ExecutorKind(
     name="subprocess",
-    summary="each job in a fresh child process with wall-time and memory limits; `workers` at once (default 1)",
+    summary="each job in a fresh child process with wall-time and memory limits; `workers` at once "
+            f"(default: one per core, at most {MAX_DEFAULT_WORKERS})",
     create=create,
 )
