@@ -22,7 +22,6 @@ from .check import dims
 from .compile.backends import BACKENDS, BackendError
 from .evaluate.suite import EvaluationError
 from .evolve.executor import ExecutorError
-from .evolve.store import StoreError
 from .ops.registry import RegistryError
 from .plugins import PluginError
 from .scales import ConfigError, get_scale, scales as configured_scales

@@ -160,3 +160,16 @@ def test_the_command_names_config_mistakes(tmp_path, capsys):
     assert "unknown ladder 'cpux'" in capsys.readouterr().err
     assert main(["evolve", "--config", str(tmp_path / "missing.toml"), "--quiet"]) == 2
     assert "no such config file" in capsys.readouterr().err
+
+
+def test_unknown_names_in_the_config_fail_before_a_run_folder_is_made(tmp_path, capsys):
+    from genesys_dsl.cli import main
+
+    for body, message in (('[run]\nbackend = "gpx"\n', "unknown agent backend 'gpx'"),
+                          ('[executor]\nname = "subproces"\n', "unknown executor 'subproces'"),
+                          ('[evaluation]\nsuites = ["scripted:recal"]\n', "has no task 'recal'")):
+        cfg = tmp_path / "run.toml"
+        cfg.write_text(body)
+        assert main(["evolve", "--config", str(cfg), "--run", str(tmp_path / "r"), "--quiet"]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "r").exists()

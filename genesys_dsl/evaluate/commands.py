@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from ..syntax.files import read_design
 from .config import DataConfig
-from .fitness import paired_bootstrap, bootstrap
+from .fitness import bootstrap, paired_bootstrap, task_key
 from .suite import EvaluationError
 
 DEFAULT_WORK = ".genesys/eval"  # checkpoints and finished suites, so an interrupted run resumes
@@ -156,20 +156,20 @@ def cmd_compare(args) -> int:
         raise EvaluationError(f"nothing could be scored for {', '.join(failed)}: "
                               + "; ".join(f"{r.design}: {f['message']}" for r in results for f in r.failures.values()))
     diff = paired_bootstrap(a.runs, b.runs)
+    seeds = sorted(set(a.runs) & set(b.runs))
+    normalized = [{(k, task_key(s)): s.normalized for k in seeds for s in r.runs[k]} for r in (a, b)]
+    rows_a, rows_b = a.per_task(), b.per_task()
     per_task = {}
-    for task, row_a in a.to_dict()["per_task"].items():
-        seeds = sorted(set(a.runs) & set(b.runs))
-        pick = lambda r, k: next(s for s in r.runs[k] if f"{s.suite}/{s.task}" == task)  # noqa: E731
-        diffs = [pick(a, k).normalized - pick(b, k).normalized for k in seeds]
-        row_b = b.to_dict()["per_task"][task]
-        per_task[task] = {"metric": row_a["metric"], "a": row_a["mean"], "b": row_b["mean"],
+    for task, row_a in rows_a.items():
+        diffs = [normalized[0][k, task] - normalized[1][k, task] for k in seeds if (k, task) in normalized[1]]
+        per_task[task] = {"metric": row_a["metric"], "a": row_a["mean"], "b": rows_b[task]["mean"],
                           "diff_normalized": bootstrap(diffs).to_dict()}
     report = {
         "a": {"design": a.design, "spec": args.a, "fitness": a.fitness().to_dict(), "failures": a.failures},
         "b": {"design": b.design, "spec": args.b, "fitness": b.fitness().to_dict(), "failures": b.failures},
         "diff": {"mean": diff.mean, "ci_low": diff.ci_low, "ci_high": diff.ci_high},
         "per_task": per_task,
-        "seeds": sorted(set(a.runs) & set(b.runs)),
+        "seeds": seeds,
         "ladder": a.placement.ladder.name, "rung": a.placement.rung.name,
     }
     if args.format == "json":

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import ir
-from ..check import check, diagnostics_dict
+from ..check import check
 from ..evaluate.fitness import bootstrap, fitness
 from ..evaluate.ladder import place
 from ..evaluate.suite import EvaluationError, TaskScore
@@ -32,7 +32,6 @@ from ..plugins import agent_registry, executor_registry, store_registry
 from ..scales import ConfigError, Ladder, get_ladder, get_scale
 from ..syntax.diagnostics import DSLError
 from ..syntax.files import find_specs, read_design
-from ..syntax.unparse import unparse
 from .config import EvolveConfig
 from .executor import Job, JobResult, Limits
 from .jobs import EVALUATE
@@ -81,6 +80,8 @@ class Evolution:
         `minutes` sets the run's total budget (summed over resumes; recorded, so a later
         resume keeps it), and may differ from the config's. `config.executor` may be
         replaced after construction for this session only (`genesys evolve --executor`)."""
+        if config is not None:
+            _validate(config)  # names in the config, before a run folder is made
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.store = store_registry().lookup(STORE).open(str(self.run_dir))
@@ -491,6 +492,16 @@ def _outcome(result: JobResult) -> EvaluationResult:
     return EvaluationResult(status=OK, scores=scores, tokens=int(value.get("tokens") or 0),
                             wall_seconds=float(value.get("wall_seconds") or result.wall_seconds),
                             params=value.get("params"), flops=value.get("flops"))
+
+
+def _validate(config: EvolveConfig) -> None:
+    """Unknown ladder, backend, executor, suite or task names fail at start, not minutes in."""
+    from ..evaluate.run import choose_suites
+
+    ladder = get_ladder(config.run.ladder)
+    agent_registry().lookup(config.run.backend)
+    executor_registry().lookup(config.executor.name)
+    choose_suites(config.evaluation.suites or None, ladder)
 
 
 def _without_budget(config: dict[str, Any]) -> dict[str, Any]:
