@@ -22,6 +22,7 @@ from .check import dims
 from .compile.backends import BACKENDS, BackendError
 from .evaluate.suite import EvaluationError
 from .evolve.executor import ExecutorError
+from .evolve.store import StoreError
 from .ops.registry import RegistryError
 from .plugins import PluginError
 from .scales import ConfigError, get_scale, scales as configured_scales
@@ -502,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (InputError, ConfigError, UsageError, PluginError, RegistryError, EvaluationError, AgentError,
-            ExecutorError, BackendError) as err:
+            ExecutorError, StoreError, BackendError) as err:
         print(f"genesys: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except DSLError as err:
