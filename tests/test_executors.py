@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -20,30 +19,9 @@ from genesys_dsl.evolve.inprocess import InProcessExecutor
 from genesys_dsl.evolve.subprocess_pool import SubprocessExecutor
 from genesys_dsl.plugins import PluginError, PluginFailure, build_registry, executor_registry, make_plugin_manager
 from paths import ROOT
+from processes import alive, job, wait_for
 
 TESTS = Path(__file__).resolve().parent
-
-
-def job(name, payload=None, **limits):
-    return Job(key=name, function=f"executor_jobs:{name}", payload=payload or {}, limits=Limits(**limits))
-
-
-def alive(pid: int) -> bool:
-    """Running, or stopped; a zombie (exited, not yet reaped by its new parent) is dead."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def wait_for(predicate, seconds=20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # ------------------------------------------------------------------ outcomes, in both executors

@@ -29,6 +29,7 @@ from genesys_dsl.evolve.loop import Evolution
 from genesys_dsl.evolve.ray_executor import TASK_PREFIX, RayExecutor
 from genesys_dsl.plugins import executor_registry, store_registry
 from paths import SPECS
+from processes import alive, job, wait_for
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="Ray is not installed (pip install 'genesys-dsl[ray]')")
@@ -37,27 +38,6 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
 def on_ray(test):
     """A test on the module's Ray instance (slow: Ray starts in seconds, every job in a fresh worker)."""
     return pytest.mark.slow(needs_ray(test))
-
-
-def job(name, payload=None, **limits):
-    return Job(key=name, function=f"executor_jobs:{name}", payload=payload or {}, limits=Limits(**limits))
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def wait_for(predicate, seconds=60.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def read_pid(path: Path) -> int | None:
@@ -147,7 +127,7 @@ def test_a_worker_that_dies_every_time_is_retried_then_recorded_as_a_crash(outco
 def test_a_worker_killed_mid_way_is_retried_and_the_retry_finishes(cluster, tmp_path):
     pid_file = tmp_path / "pid"
     cluster.submit(job("sleeps", {"pid_file": str(pid_file), "seconds": 1.0}, wall_seconds=120))
-    assert wait_for(pid_file.exists)
+    assert wait_for(pid_file.exists, seconds=60)
     first = read_pid(pid_file)
     pid_file.unlink()
     os.kill(first, signal.SIGKILL)
@@ -164,7 +144,7 @@ def test_a_second_executor_shares_the_instance_and_its_shutdown_kills_only_its_t
     pid_file = tmp_path / "pid"
     second = executor_registry().lookup("ray").create({"workers": 1, "max_retries": 0})
     second.submit(job("sleeps", {"pid_file": str(pid_file)}))
-    assert wait_for(pid_file.exists)
+    assert wait_for(pid_file.exists, seconds=60)
     pid = read_pid(pid_file)
     assert list(second.results(timeout=0.1)) == [] and second.running() == 1  # results stop at their timeout
     with pytest.raises(ExecutorError, match="key 'sleeps' is already outstanding"):
