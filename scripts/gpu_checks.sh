@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# The Triton kernels' GPU checks in one run (docs/kernels.md, "On a lent GPU machine"):
-# the kernel tests with CUDA (compiled kernels, bfloat16 tolerances), then
-# benchmarks/bench_kernels.py with the training-step profile. Each stage has its own time
-# limit, so a hung stage still leaves the others' logs. Logs go to $OUT (default
-# ./gpu-out); the exit status is the first failing stage's.
+# The Triton kernels' GPU checks in one run (docs/kernels.md, "On a lent GPU machine"),
+# in four stages, each with its own time limit so that a hung or slow stage still leaves
+# the others' logs (the four fit one 10-minute device command):
+#   check          bench_kernels.py --check: compiled kernels and fla against torch, small
+#   tests          the kernel tests with CUDA: compiled kernels, bfloat16 tolerances
+#   bench_kernels  the figures: kernels against torch and fla, training steps per backend
+#   profile        profile_step.py: a training step's time by primitive, torch backend
+# Logs go to $OUT (default ./gpu-out); the exit status is the first failing stage's.
 #
 # On a machine with no package index, run `.venv/bin/python scripts/device_wheels.py`
 # here first and carry .whl/: this script installs those wheels and the project itself
 # into /tmp/site. Where the project is installed already, set GENESYS_GPU_NO_INSTALL=1
 # (and PYTHON=.venv/bin/python, say).
 #
-#   bash scripts/gpu_checks.sh [TESTS_SECONDS [BENCH_SECONDS]]    # defaults 200 and 330
+#   bash scripts/gpu_checks.sh [CHECK_S [TESTS_S [BENCH_S [PROFILE_S]]]]   # 45 150 270 90
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${OUT:-$PWD/gpu-out}
 PYTHON=${PYTHON:-python3}
-TESTS_SECONDS=${1:-200}
-BENCH_SECONDS=${2:-330}
+CHECK_S=${1:-45}
+TESTS_S=${2:-150}
+BENCH_S=${3:-270}
+PROFILE_S=${4:-90}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 status=0
@@ -52,7 +57,9 @@ fi
 'triton', triton.__version__, 'device', torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)"
 } 2>&1 | tee "$OUT/machine.log"
 
-stage tests "$TESTS_SECONDS" "$PYTHON" -m pytest -q -p no:cacheprovider \
+stage check "$CHECK_S" "$PYTHON" benchmarks/bench_kernels.py --check
+stage tests "$TESTS_S" "$PYTHON" -m pytest -q -p no:cacheprovider \
     tests/test_triton_norms_convs.py tests/test_triton_mixers.py tests/test_triton_dispatch.py
-stage bench_kernels "$BENCH_SECONDS" "$PYTHON" benchmarks/bench_kernels.py --profile
+stage bench_kernels "$BENCH_S" "$PYTHON" benchmarks/bench_kernels.py
+stage profile "$PROFILE_S" "$PYTHON" benchmarks/profile_step.py --seeds gla retnet mamba2 transformer --batch 8
 exit "$status"

@@ -2,8 +2,8 @@
 
 Held to the torch recurrences (`<name>_reference` in torch_ops.mixers) in the output and in
 the gradient of every input and parameter, float32, on the CPU under Triton's interpreter:
-batch 2, several heads, lengths that are not a multiple of the kernels' 16-token chunks
-(and one token), weak and strong decays, grouped B/C for SSD, non-contiguous inputs. Where
+batch 2, several heads, lengths that are not a multiple of the kernels' chunks and
+sub-chunks (and one token), weak and strong decays, grouped B/C for SSD, non-contiguous inputs. Where
 a CUDA device exists, the compiled kernels are also held to the references in bfloat16 and
 float16 (the interpreter computes those wrong, so they are not tested on the CPU).
 
@@ -115,8 +115,18 @@ def test_gla_takes_sizes_that_are_not_a_tile_and_noncontiguous_inputs(mix):
     check_parity(mix.gla, torch_mixers.gla_reference, [q, k, v, g])
 
 
+def test_gla_spans_several_chunks_with_strong_decays(mix):
+    """130 tokens: two 64-token chunks and two tokens of a third (weak decays over several
+    chunks: the chunked-form test below). Every log-decay is a sum of same-sign terms or a
+    difference inside one 16-token sub-chunk, so strong decays keep float32 rounding too."""
+    gen = torch.Generator().manual_seed(130)
+    q, k, v = leaves(gen, (B, 130, H, K), (B, 130, H, K), (B, 130, H, V))
+    check_parity(mix.gla, torch_mixers.gla_reference, [q, k, v, gla_gates(gen, 130, strong=True)])
+
+
 def test_gla_agrees_with_the_chunked_torch_form_at_its_chunk_size(mix):
-    """The kernels always chunk by 16; the torch form at chunk_size=64 gives the same result."""
+    """The kernels always chunk by 64 (in sub-chunks of 16); the torch form at chunk_size=64
+    gives the same result."""
     gen = torch.Generator().manual_seed(4)
     q, k, v = leaves(gen, (B, 70, H, K), (B, 70, H, K), (B, 70, H, V))
     g = gla_gates(gen, 70, strong=False)
@@ -168,6 +178,29 @@ def test_ssd_has_the_torch_modules_parameters(ssd_module):
     assert fast.state_dict().keys() == torch_form.state_dict().keys()
     for name, value in torch_form.state_dict().items():
         assert torch.equal(fast.state_dict()[name], value), name
+
+
+# ------------------------------------------------------------------------- float64
+
+
+@pytest.mark.parametrize("name", ["gla", "retention", "ssd"])
+def test_float64_is_computed_by_the_torch_form(mix, ssd_module, name):
+    """tl.dot has no float64 accumulator here, so float64 (the causality check's dtype) runs
+    the torch implementation: same output dtype, values and gradients."""
+    gen = torch.Generator().manual_seed(9)
+    r = lambda *s: on_device(torch.randn(*s, generator=gen, dtype=torch.float64))
+    if name == "ssd":
+        fast, slow = ssd_pair(ssd_module, 4, 8, 2, 16, chunk_size=16)
+        fast, slow = fast.double(), slow.double()
+        slow.forward = torch_mixers.ssd.forward.__get__(slow)  # the chunked torch form, not the recurrence
+        params = (list(fast.parameters()), list(slow.parameters()))
+        inputs = [r(B, 19, 4, 8), r(B, 19, 4), r(B, 19, 2, 16), r(B, 19, 2, 16)]
+    else:
+        fast, slow, params = getattr(mix, name), getattr(torch_mixers, name), ()
+        inputs = [r(B, 19, H, K), r(B, 19, H, K), r(B, 19, H, V)]
+        if name == "gla":
+            inputs.append(on_device(F.logsigmoid(torch.randn(B, 19, H, K, generator=gen, dtype=torch.float64))))
+    check_parity(fast, slow, inputs, params=params, tol=1e-12)
 
 
 # ---------------------------------------------------------------- registry and sources

@@ -9,6 +9,21 @@ import torch.nn.functional as F
 from . import TorchImpl
 
 
+def _causal_conv_parameters(W, kernel):
+    """(weight [W, 1, kernel], bias [W]), created in that order and initialised as
+    nn.Conv1d(W, W, kernel, groups=W) does: uniform in +-1/sqrt(kernel)."""
+    bound = 1 / math.sqrt(kernel)
+    return (nn.Parameter(torch.empty(W, 1, kernel).uniform_(-bound, bound)),
+            nn.Parameter(torch.empty(W).uniform_(-bound, bound)))
+
+
+def _causal_conv(x, weight, bias):
+    """y[t] = bias + sum_k weight[:, 0, k] x[t - kernel + 1 + k] over x [batch, length, W]."""
+    kernel = weight.shape[-1]
+    u = F.pad(x.transpose(1, 2), (kernel - 1, 0))  # zeros before the first token only: causal
+    return F.conv1d(u, weight, bias, groups=u.shape[1]).transpose(1, 2)
+
+
 class causal_conv(nn.Module):
     """Depthwise causal convolution over the last `kernel` tokens, with bias.
 
@@ -19,14 +34,10 @@ class causal_conv(nn.Module):
 
     def __init__(self, W: int, kernel: int = 4):
         super().__init__()
-        bound = 1 / math.sqrt(kernel)
-        self.weight = nn.Parameter(torch.empty(W, 1, kernel).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(W).uniform_(-bound, bound))
+        self.weight, self.bias = _causal_conv_parameters(W, kernel)
 
     def forward(self, x):
-        kernel = self.weight.shape[-1]
-        u = F.pad(x.transpose(1, 2), (kernel - 1, 0))  # zeros before the first token only: causal
-        return F.conv1d(u, self.weight, self.bias, groups=u.shape[1]).transpose(1, 2)
+        return _causal_conv(x, self.weight, self.bias)
 
 
 def token_shift(x):
@@ -92,8 +103,10 @@ class long_conv_reference(long_conv):
         return y
 
 
+_CONV = tuple(f"genesys_primitives.torch_ops.convs:{name}" for name in ("_causal_conv_parameters", "_causal_conv"))
+
 IMPLEMENTATIONS: dict[str, TorchImpl] = {
-    "causal_conv": TorchImpl("genesys_primitives.torch_ops.convs:causal_conv", "module"),
+    "causal_conv": TorchImpl("genesys_primitives.torch_ops.convs:causal_conv", "module", uses=_CONV),
     "token_shift": TorchImpl("genesys_primitives.torch_ops.convs:token_shift", "function"),
     "long_conv": TorchImpl("genesys_primitives.torch_ops.convs:long_conv", "module"),
 }

@@ -25,13 +25,15 @@ implementation here (and in a third-party plugin) follows:
   `torch.autograd.Function` that launches them, and any plain helpers (torch_ops
   helpers may be listed too, e.g. for a reference fallback). No other imports, no
   module-level state. Every copied top-level name lands in one namespace, so
-  prefix private helpers with the op's name (`_rms_norm_fwd_kernel`, not
-  `_fwd_kernel`); the compiler refuses two different helpers with one name.
+  prefix private helpers with the op's name or its family's (`_rms_norm_fwd_kernel`,
+  not `_fwd_kernel`; `_chunked_` for the helpers the chunked mixers share, in
+  chunked.py); the compiler refuses two different helpers with one name.
 * Forward and backward: differentiable in every tensor input and parameter
   (a `torch.autograd.Function` whose backward runs kernels too). Inputs may be
   non-contiguous; any batch >= 1 and any length >= 1 (mask the tails: lengths
   that are not a multiple of the block size are tested). float32, float16 and
-  bfloat16 inputs; accumulate in float32. Deterministic: reduce partial sums
+  bfloat16 inputs; accumulate in float32. float64 (the causality check's) may be
+  handed to the torch implementation, as the mixers do. Deterministic: reduce partial sums
   (e.g. a weight gradient) in a fixed order, not with atomics.
 * Shapes: `TritonImpl.supports(bindings)` receives the primitive's names bound at
   a scale (as the params/flops formulas do, plus `L`, the context length) and
@@ -46,7 +48,7 @@ implementation here (and in a third-party plugin) follows:
   Triton where the model is built; a model built on a CUDA machine may still be
   run on CPU tensors, so on a tensor the kernels cannot take (not CUDA, and the
   kernel is a compiled `triton.runtime.JITFunction`) compute what the torch
-  implementation computes (norms.py and convs.py list the torch helper in `uses`).
+  implementation computes (every module here lists the torch helpers in `uses`).
 * Tests and figures: every implementation has forward and gradient parity tests
   against its torch implementation under the interpreter (float32, small shapes,
   batch > 1, lengths not a multiple of the block) and bfloat16 tolerance tests

@@ -7,15 +7,21 @@ before the first token. Tokens are contiguous rows of W channels, so a program o
 again (cached); the kernel is short (2..16), so its taps are unrolled.
 """
 
-import math
-
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import triton
 import triton.language as tl
 
+from ..torch_ops.convs import _causal_conv, _causal_conv_parameters
 from . import TritonImpl, always
+
+
+@triton.jit
+def _causal_conv_tap_input(X, base, t, c, c_mask, k, L, C, K: tl.constexpr, ACC: tl.constexpr):
+    """x[t - (K - 1) + k] for the outputs t of the tile: what tap k reads, zeros before the first token."""
+    source = t - (K - 1) + k
+    mask = ((source >= 0) & (source < L))[:, None] & c_mask[None, :]
+    return tl.load(X + base + source[:, None] * C + c[None, :], mask=mask, other=0.0).to(ACC)
 
 
 @triton.jit
@@ -27,9 +33,7 @@ def _causal_conv_fwd_kernel(X, WEIGHT, BIAS, Y, L, C,
     c_mask = c < C
     acc = tl.zeros([BLOCK_T, BLOCK_C], dtype=ACC) + tl.load(BIAS + c, mask=c_mask, other=0.0).to(ACC)[None, :]
     for k in tl.static_range(K):
-        source = t - (K - 1) + k  # the token tap k reads
-        mask = ((source >= 0) & (source < L))[:, None] & c_mask[None, :]
-        x = tl.load(X + base + source[:, None] * C + c[None, :], mask=mask, other=0.0).to(ACC)
+        x = _causal_conv_tap_input(X, base, t, c, c_mask, k, L, C, K, ACC)
         w = tl.load(WEIGHT + c * K + k, mask=c_mask, other=0.0).to(ACC)
         acc += x * w[None, :]
     tl.store(Y + base + t[:, None] * C + c[None, :], acc.to(Y.dtype.element_ty),
@@ -55,9 +59,7 @@ def _causal_conv_bwd_kernel(X, WEIGHT, DY, DX, DW, L, C,
         later = t + (K - 1) - k  # the output that read this token through tap k
         mask = (later < L)[:, None] & c_mask[None, :]
         dx += w[None, :] * tl.load(DY + base + later[:, None] * C + c[None, :], mask=mask, other=0.0).to(ACC)
-        source = t - (K - 1) + k
-        mask = ((source >= 0) & (source < L))[:, None] & c_mask[None, :]
-        x = tl.load(X + base + source[:, None] * C + c[None, :], mask=mask, other=0.0).to(ACC)
+        x = _causal_conv_tap_input(X, base, t, c, c_mask, k, L, C, K, ACC)
         tl.store(DW + slot + c * K + k, tl.sum(dy * x, axis=0), mask=c_mask)
     tl.store(DX + base + t[:, None] * C + c[None, :], dx.to(DX.dtype.element_ty), mask=t_mask)
 
@@ -96,8 +98,9 @@ class _CausalConvFunction(torch.autograd.Function):
         grid = (triton.cdiv(L, block_t), triton.cdiv(C, block_c), batch)
         partial = torch.empty(batch * grid[0], C, K, dtype=torch.float64 if ctx.acc == tl.float64 else torch.float32,
                               device=x.device)
+        # 8 warps: four [64 x 128] float32 tiles live at once, which spill from 4 warps' registers
         _causal_conv_bwd_kernel[grid](x, weight2, dy, dx, partial, L, C, K=K, ACC=ctx.acc,
-                                      BLOCK_T=block_t, BLOCK_C=block_c)
+                                      BLOCK_T=block_t, BLOCK_C=block_c, num_warps=8)
         dw = partial.sum(0).view(ctx.weight_shape).to(weight2.dtype)  # a fixed-order reduction
         dbias = dy.sum((0, 1), dtype=partial.dtype).to(ctx.bias_dtype)
         return dx, dw, dbias
@@ -120,14 +123,11 @@ class causal_conv(nn.Module):
 
     def __init__(self, W: int, kernel: int = 4):
         super().__init__()
-        bound = 1 / math.sqrt(kernel)
-        self.weight = nn.Parameter(torch.empty(W, 1, kernel).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(W).uniform_(-bound, bound))
+        self.weight, self.bias = _causal_conv_parameters(W, kernel)
 
     def forward(self, x):
-        if not _causal_conv_kernels_take(x):  # as the torch implementation
-            u = F.pad(x.transpose(1, 2), (self.weight.shape[-1] - 1, 0))
-            return F.conv1d(u, self.weight, self.bias, groups=u.shape[1]).transpose(1, 2)
+        if not _causal_conv_kernels_take(x):
+            return _causal_conv(x, self.weight, self.bias)
         weight, bias = self.weight, self.bias
         if torch.is_autocast_enabled(x.device.type):  # as F.conv1d under autocast: all in its dtype
             dtype = torch.get_autocast_dtype(x.device.type)
@@ -135,12 +135,16 @@ class causal_conv(nn.Module):
         return _CausalConvFunction.apply(x, weight, bias)
 
 
+_TORCH = tuple(f"genesys_primitives.torch_ops.convs:{name}" for name in (  # the parameters; the fallback
+    "_causal_conv_parameters", "_causal_conv"))
+_KERNELS = tuple(f"genesys_primitives.triton_ops.convs:{name}" for name in (
+    "_causal_conv_tap_input", "_causal_conv_fwd_kernel", "_causal_conv_bwd_kernel", "_causal_conv_launch",
+    "_CausalConvFunction", "_causal_conv_kernels_take"))
+
 IMPLEMENTATIONS: dict[str, TritonImpl] = {
     "causal_conv": TritonImpl(
         "genesys_primitives.triton_ops.convs:causal_conv",
-        uses=tuple(f"genesys_primitives.triton_ops.convs:{name}" for name in (
-            "_causal_conv_fwd_kernel", "_causal_conv_bwd_kernel", "_causal_conv_launch", "_CausalConvFunction",
-            "_causal_conv_kernels_take")),
+        uses=_TORCH + _KERNELS,
         supports=always,  # any width and length; the signature bounds the kernel to 2..16 taps
     ),
 }

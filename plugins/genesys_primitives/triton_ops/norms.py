@@ -22,24 +22,42 @@ _MAX_FEATURES = 16384  # padded features one program normalises: 64 KiB of float
 
 
 @triton.jit
+def _rms_norm_features(H: tl.constexpr, E: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr):
+    """A row's H groups of E features as a [BLOCK_H, BLOCK_E] tile: (group index, offset in the row, mask)."""
+    heads = tl.arange(0, BLOCK_H)
+    cols = tl.arange(0, BLOCK_E)
+    return heads, heads[:, None] * E + cols[None, :], (heads[:, None] < H) & (cols[None, :] < E)
+
+
+@triton.jit
+def _rms_norm_rows(rows, feature, feature_mask, n_rows, H: tl.constexpr, E: tl.constexpr):
+    """Offsets and mask of the [rows, H, E] tile of a [n_rows, H * E] tensor."""
+    offsets = rows[:, None, None] * (H * E) + feature[None, :, :]
+    return offsets, (rows[:, None, None] < n_rows) & feature_mask[None, :, :]
+
+
+@triton.jit
+def _rms_norm_rstd(rows, heads, n_rows, H: tl.constexpr):
+    """Offsets and mask of the [rows, groups] tile of the [n_rows, H] reciprocal RMS."""
+    return rows[:, None] * H + heads[None, :], (rows[:, None] < n_rows) & (heads[None, :] < H)
+
+
+@triton.jit
 def _rms_norm_fwd_kernel(X, R, S, Y, W, RSTD, n_rows, eps,
                          H: tl.constexpr, E: tl.constexpr, HAS_RESIDUAL: tl.constexpr, ACC: tl.constexpr,
                          BLOCK_M: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr):
     """BLOCK_M rows of [H, E]: y = w * cast(x / sqrt(mean(x^2) + eps)) per group (x += r first)."""
     rows = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-    heads = tl.arange(0, BLOCK_H)
-    cols = tl.arange(0, BLOCK_E)
-    feature = heads[:, None] * E + cols[None, :]
-    feature_mask = (heads[:, None] < H) & (cols[None, :] < E)
-    offsets = rows[:, None, None] * (H * E) + feature[None, :, :]
-    mask = (rows[:, None, None] < n_rows) & feature_mask[None, :, :]
+    heads, feature, feature_mask = _rms_norm_features(H, E, BLOCK_H, BLOCK_E)
+    offsets, mask = _rms_norm_rows(rows, feature, feature_mask, n_rows, H, E)
     x = tl.load(X + offsets, mask=mask, other=0.0)
     if HAS_RESIDUAL:
         x = (x + tl.load(R + offsets, mask=mask, other=0.0)).to(S.dtype.element_ty)
         tl.store(S + offsets, x, mask=mask)
     h = x.to(ACC)
     rstd = 1.0 / tl.sqrt(tl.sum(h * h, axis=2) / E + eps)
-    tl.store(RSTD + rows[:, None] * H + heads[None, :], rstd, mask=(rows[:, None] < n_rows) & (heads[None, :] < H))
+    p_rstd, m_rstd = _rms_norm_rstd(rows, heads, n_rows, H)
+    tl.store(RSTD + p_rstd, rstd, mask=m_rstd)
     x_hat = (h * rstd[:, :, None]).to(x.dtype)  # cast back before the gain, as the torch version
     w = tl.load(W + feature, mask=feature_mask, other=0.0)
     tl.store(Y + offsets, (w[None, :, :] * x_hat).to(Y.dtype.element_ty), mask=mask)
@@ -53,19 +71,15 @@ def _rms_norm_bwd_kernel(X, W, RSTD, DY, DS, DX, DW, n_rows, n_tiles,
     share of dw = sum(dy * x_hat) over its tiles, written to its own row of DW."""
     program = tl.program_id(0)
     programs = tl.num_programs(0)
-    heads = tl.arange(0, BLOCK_H)
-    cols = tl.arange(0, BLOCK_E)
-    feature = heads[:, None] * E + cols[None, :]
-    feature_mask = (heads[:, None] < H) & (cols[None, :] < E)
+    heads, feature, feature_mask = _rms_norm_features(H, E, BLOCK_H, BLOCK_E)
     w = tl.load(W + feature, mask=feature_mask, other=0.0).to(ACC)
     dw = tl.zeros([BLOCK_H, BLOCK_E], dtype=ACC)
     for tile in range(program, n_tiles, programs):
         rows = (tile * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-        offsets = rows[:, None, None] * (H * E) + feature[None, :, :]
-        mask = (rows[:, None, None] < n_rows) & feature_mask[None, :, :]
+        offsets, mask = _rms_norm_rows(rows, feature, feature_mask, n_rows, H, E)
         x = tl.load(X + offsets, mask=mask, other=0.0)
-        rstd = tl.load(RSTD + rows[:, None] * H + heads[None, :], mask=(rows[:, None] < n_rows) & (heads[None, :] < H),
-                       other=0.0)
+        p_rstd, m_rstd = _rms_norm_rstd(rows, heads, n_rows, H)
+        rstd = tl.load(RSTD + p_rstd, mask=m_rstd, other=0.0)
         x_hat = x.to(ACC) * rstd[:, :, None]
         dy = tl.load(DY + offsets, mask=mask, other=0.0).to(ACC)
         dw += tl.sum(dy * x_hat.to(x.dtype).to(ACC), axis=0)
@@ -193,8 +207,8 @@ def _head_rms_norm_supports(b) -> str | None:
 
 _KERNELS = ("genesys_primitives.torch_ops.norms:_rms_norm",) + tuple(  # the torch helper: the fallback
     f"genesys_primitives.triton_ops.norms:{name}" for name in (
-        "_rms_norm_fwd_kernel", "_rms_norm_bwd_kernel", "_rms_norm_launch", "_RMSNormFunction",
-        "_rms_norm_kernels_take"))
+        "_rms_norm_features", "_rms_norm_rows", "_rms_norm_rstd", "_rms_norm_fwd_kernel", "_rms_norm_bwd_kernel",
+        "_rms_norm_launch", "_RMSNormFunction", "_rms_norm_kernels_take"))
 
 IMPLEMENTATIONS: dict[str, TritonImpl] = {
     "RMSNorm": TritonImpl("genesys_primitives.triton_ops.norms:RMSNorm", uses=_KERNELS,
