@@ -131,13 +131,16 @@ class NanoGPT(nn.Module):
         self.lm_head = nn.Linear(d, vocab, bias=False)
         self.lm_head.weight = self.wte.weight
 
-    def forward(self, idx):
+    def hidden(self, idx):  # as the generated model's: the trainer fuses lm_head with the loss for both
         x = self.wte(idx)
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for block in self.h:
             x = block(x)
-        return self.lm_head(self.ln_f(x))
+        return self.ln_f(x)
+
+    def forward(self, idx):
+        return self.lm_head(self.hidden(idx))
 
 
 # ------------------------------------------------------------------ measuring

@@ -189,8 +189,9 @@ def _language_model(design: ir.Design, block_class: str, final_norm: str) -> str
         "        nn.init.normal_(self.lm_head.weight, std=0.02)"]
     lines += [
         "",
-        "    def forward(self, input_ids):",
-        '        """input_ids [batch, length] -> logits [batch, length, vocab_size]."""',
+        "    def hidden(self, input_ids):",
+        '        """input_ids [batch, length] -> the final norm\'s output [batch, length, d_model],',
+        '        what the LM head reads (a fused LM head + loss starts from here)."""',
         "        x = self.embedding(input_ids)",
     ]
     if learned_positions:
@@ -198,7 +199,11 @@ def _language_model(design: ir.Design, block_class: str, final_norm: str) -> str
     lines += [
         "        for block in self.blocks:",
         "            x = block(x)",
-        "        return self.lm_head(self.norm(x))",
+        "        return self.norm(x)",
+        "",
+        "    def forward(self, input_ids):",
+        '        """input_ids [batch, length] -> logits [batch, length, vocab_size]."""',
+        "        return self.lm_head(self.hidden(input_ids))",
         "",
         "",
         "def build_model(d_model, n_layers, vocab_size, context_length):",

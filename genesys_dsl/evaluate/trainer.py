@@ -8,7 +8,10 @@ have seen, and (with the RNG states restored) ends with the same weights.
 AdamW with decoupled weight decay on matrices only; linear warmup then a cosine to
 lr x min_lr_ratio; gradient clipping; gradient accumulation over micro-batches,
 weighted by target count so it equals the full-batch gradient. bf16 autocast only on
-CUDA; float32 and deterministic on CPU. A run whose loss turns NaN/inf, or climbs
+CUDA; float32 and deterministic on CPU. A model with `hidden(input_ids)` and an
+nn.Linear `lm_head` (every generated model) is scored by the fused LM head + loss
+(`loss.fused_lm_loss`), which never stores the [tokens, V] logits; any other model by
+cross-entropy on its logits. A run whose loss turns NaN/inf, or climbs
 above divergence_factor x the loss at the end of warmup, stops with a recorded
 reason instead of raising: a design that cannot train is a result, not a crash.
 """
@@ -24,15 +27,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from .config import TrainConfig
+from .loss import IGNORE_INDEX, fused_lm_loss, lm_loss
 from .suite import EvaluationError
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # inputs [B, L] int64, targets [B, L] int64 with -100 = ignored
 BatchSource = Callable[[int], Batch]  # step index -> that optimiser step's whole batch
 
-IGNORE_INDEX = -100
 FINAL_LOSS_STEPS = 10  # final_loss averages this many last steps (one step's loss is noisy)
 CHECKPOINT_FILE = "train.pt"
 
@@ -54,13 +57,6 @@ class TrainResult:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of logits [B, L, V] against already-shifted targets [B, L]
-    (-100 = ignored), in float32 whatever the logits' dtype."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                           ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
 def step_count(config: TrainConfig, context_length: int) -> int:
@@ -184,13 +180,33 @@ def _accumulate(model, inputs: torch.Tensor, targets: torch.Tensor, micro_batch_
         raise ValueError("a training batch has no targets (every target is -100)")
     total = 0.0
     for micro_inputs, micro_targets in micro_batches(inputs, targets, micro_batch_size):
-        with autocast:
-            logits = model(micro_inputs)
-        loss = lm_loss(logits, micro_targets, reduction="sum") / counted
+        loss = summed_loss(model, micro_inputs, micro_targets, autocast) / counted
         if torch.isfinite(loss):
             loss.backward()
         total += loss.item()
     return total
+
+
+def fused_head(model: nn.Module) -> nn.Linear | None:
+    """The model's LM head when the fused loss can stand in for `lm_head(hidden(x))`:
+    the model has a `hidden` method and its `lm_head` is a plain nn.Linear (a suite may
+    swap in another head, as the synthetic tasks' bottleneck does, and a subclass may
+    change what forward computes: those get logits)."""
+    head = getattr(model, "lm_head", None)
+    return head if callable(getattr(model, "hidden", None)) and type(head) is nn.Linear else None
+
+
+def summed_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, autocast=None) -> torch.Tensor:
+    """The summed cross-entropy of the model's predictions for `targets`, fused with the
+    LM head where the model allows it (`fused_head`), else on its logits."""
+    autocast = autocast if autocast is not None else nullcontext()
+    head = fused_head(model)
+    if head is None:
+        with autocast:
+            logits = model(inputs)
+        return lm_loss(logits, targets, reduction="sum")
+    with autocast:  # the fused loss takes its products' dtype from autocast, as lm_head would
+        return fused_lm_loss(model.hidden(inputs), head.weight, targets, "sum", bias=head.bias)
 
 
 def _check_divergence(state: _RunState, warmup: int, factor: float) -> None:
