@@ -65,10 +65,10 @@ from genesys_dsl.syntax.files import read_design  # noqa: E402
 FLA_GOAL = 1.2
 DO_BENCH = {"warmup": 25, "rep": 100, "return_mode": "median"}  # triton.testing.do_bench's keywords
 STEP_SEEDS = ["gla", "retnet", "mamba2"]
-# --check: lengths that are no multiple of the kernels' blocks (16-token chunks, 64-token tiles)
+# --check: lengths that are no multiple of the kernels' blocks (16-token sub-chunks, 64-token chunks and tiles)
 CHECK_SCALE = Scale(name="check", d_model=64, n_layers=1, vocab_size=256, context_length=40, param_target=1)
 CHECK_BATCH = 2
-# float32, relative to the reference's largest entry; compiled tl.dot computes float32 in TF32
+# float32, relative to the reference's largest entry; looser on CUDA, where cuBLAS and cuDNN may use TF32
 CHECK_TOL = {"cpu": 1e-4, "cuda": 5e-3}
 STEP_TOL = {"cpu": 1e-4, "cuda": 2e-2}  # the loss, relative; bf16 autocast on CUDA
 
@@ -401,7 +401,10 @@ def training_step(model: torch.nn.Module, ids: torch.Tensor, autocast: torch.dty
     """One optimiser step on `ids` ([batch, length + 1], on the model's device) as
     genesys_dsl.evaluate.trainer runs it: the forward under `autocast` (bf16 on CUDA,
     None on the CPU), the float32 loss, backward, gradient clipping, AdamW (the trainer's
-    `make_optimizer` unless one is given). The returned callable gives the loss."""
+    `make_optimizer` unless one is given). The loss is taken on the logits, where the
+    trainer fuses it with the LM head (genesys_dsl/evaluate/loss.py): the same for both
+    backends, and what profile_step.py attributes to the head and the loss separately.
+    The returned callable gives the loss."""
     config = TrainConfig(tokens=ids[:, 1:].numel())
     optimizer = optimizer or make_optimizer(model, config)
     context = torch.autocast(ids.device.type, dtype=autocast) if autocast else contextlib.nullcontext()

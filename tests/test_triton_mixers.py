@@ -177,7 +177,7 @@ def test_ssd_has_the_torch_modules_parameters(ssd_module):
     torch_form = torch_mixers.ssd(H=6, P=5, G=3, N=7)
     assert fast.state_dict().keys() == torch_form.state_dict().keys()
     for name, value in torch_form.state_dict().items():
-        assert torch.equal(fast.state_dict()[name], value), name
+        assert torch.equal(fast.state_dict()[name].cpu(), value), name
 
 
 # ------------------------------------------------------------------------- float64

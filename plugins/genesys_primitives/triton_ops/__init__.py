@@ -32,7 +32,10 @@ implementation here (and in a third-party plugin) follows:
   (a `torch.autograd.Function` whose backward runs kernels too). Inputs may be
   non-contiguous; any batch >= 1 and any length >= 1 (mask the tails: lengths
   that are not a multiple of the block size are tested). float32, float16 and
-  bfloat16 inputs; accumulate in float32. float64 (the causality check's) may be
+  bfloat16 inputs; accumulate in float32, and give float32 `tl.dot`s
+  `input_precision="ieee"` (torch's float32 matmuls are full precision by default;
+  Triton's default, TF32, kept about 3 digits and failed the float32 parity tests on
+  an H100). float64 (the causality check's) may be
   handed to the torch implementation, as the mixers do. Deterministic: reduce partial sums
   (e.g. a weight gradient) in a fixed order, not with atomics.
 * Shapes: `TritonImpl.supports(bindings)` receives the primitive's names bound at

@@ -84,9 +84,9 @@ def _chunked_dqk_over_v(v, do, h, dh, row, m_t, i_h, H: tl.constexpr, i_bh, i_t,
         b_do = _chunked_load(do, row, m_t, i_h, H, o_v, V)
         b_h = _chunked_load_state(h, i_bh, i_t, NT, o_k, o_v, K, V).to(b_v.dtype)
         b_dh = _chunked_load_state(dh, i_bh, i_t, NT, o_k, o_v, K, V).to(b_v.dtype)
-        b_dA = tl.dot(b_do, tl.trans(b_v), b_dA)
-        b_dq = tl.dot(b_do, tl.trans(b_h), b_dq)
-        b_dk = tl.dot(b_v, tl.trans(b_dh), b_dk)
+        b_dA = tl.dot(b_do, tl.trans(b_v), b_dA, input_precision="ieee")
+        b_dq = tl.dot(b_do, tl.trans(b_h), b_dq, input_precision="ieee")
+        b_dk = tl.dot(b_v, tl.trans(b_dh), b_dk, input_precision="ieee")
     return b_dA, b_dq, b_dk
 
 

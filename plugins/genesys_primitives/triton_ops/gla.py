@@ -110,7 +110,7 @@ def _gla_fwd_h_kernel(k, v, gl, gr, h, T, NT, H: tl.constexpr, K: tl.constexpr, 
             _chunked_load(gr, row, m_t, i_h, H, o_k, K)
         b_kd = (b_k * tl.exp(to_end)).to(b_v.dtype)  # decayed to the chunk's end
         across = _gla_chunk_total(gl, i_b, i_t, T, i_h, H, o_k, K, BT, BC)
-        state = state * tl.exp(across)[:, None] + tl.dot(tl.trans(b_kd), b_v)
+        state = state * tl.exp(across)[:, None] + tl.dot(tl.trans(b_kd), b_v, input_precision="ieee")
 
 
 @triton.jit
@@ -138,7 +138,7 @@ def _gla_fwd_intra_kernel(q, k, gl, gr, A, T, H: tl.constexpr, K: tl.constexpr, 
         to_start = _gla_totals(gl, i_b, i_t, T, i_h, H, o_k, K, sub + 1, sub * 0 + i_c, BT, BC) + \
             _chunked_load(gr, row, m_t, i_h, H, o_k, K)
         b_kg = b_k * tl.exp(tl.where(earlier[:, None], to_start, float("-inf")))
-        b_A = tl.dot((b_q * tl.exp(b_li)).to(b_q.dtype), tl.trans(b_kg.to(b_q.dtype)), b_A)
+        b_A = tl.dot((b_q * tl.exp(b_li)).to(b_q.dtype), tl.trans(b_kg.to(b_q.dtype)), b_A, input_precision="ieee")
         b_Ad += _gla_scores(b_q, b_ki, b_li, b_ri, (o_i[:, None] >= o_i[None, :]) & m_i[:, None])
     # b_A is zero from the sub-chunk on; the diagonal block is b_Ad: two disjoint stores
     o_s = tl.arange(0, BT)
@@ -165,10 +165,10 @@ def _gla_fwd_o_kernel(q, gl, v, h, A, o, scale, T, NT, H: tl.constexpr, K: tl.co
         b_c = _gla_totals(gl, i_b, i_t, T, i_h, H, o_k, K, sub * 0, sub, BT, BC) + \
             _chunked_load(gl, row, m_t, i_h, H, o_k, K)
         b_h = _chunked_load_state(h, i_bh, i_t, NT, o_k, o_v, K, V)
-        b_o = tl.dot((b_q * tl.exp(b_c)).to(b_q.dtype), b_h.to(b_q.dtype), b_o)
+        b_o = tl.dot((b_q * tl.exp(b_c)).to(b_q.dtype), b_h.to(b_q.dtype), b_o, input_precision="ieee")
     b_A = _chunked_load(A, row, m_t, i_h, H, tl.arange(0, BT), BT)
     b_v = _chunked_load(v, row, m_t, i_h, H, o_v, V)
-    b_o = tl.dot(b_A.to(b_v.dtype), b_v, b_o) * scale
+    b_o = tl.dot(b_A.to(b_v.dtype), b_v, b_o, input_precision="ieee") * scale
     _chunked_store(o, b_o, row, m_t, i_h, H, o_v, V)
 
 
@@ -193,7 +193,7 @@ def _gla_bwd_dh_kernel(q, gl, do, dh, scale, T, NT, H: tl.constexpr, K: tl.const
         b_do = _chunked_load(do, row, m_t, i_h, H, o_v, V)
         b_qd = (b_q * tl.exp(b_c) * scale).to(b_do.dtype)
         # the chunk's outputs read its start state; its start state flows on into the end state
-        dstate = dstate * tl.exp(across)[:, None] + tl.dot(tl.trans(b_qd), b_do)
+        dstate = dstate * tl.exp(across)[:, None] + tl.dot(tl.trans(b_qd), b_do, input_precision="ieee")
 
 
 @triton.jit
@@ -208,7 +208,7 @@ def _gla_bwd_dA_kernel(v, do, dA, scale, T, H: tl.constexpr, V: tl.constexpr, BT
         o_v = i_v * BV + tl.arange(0, BV)
         b_v = _chunked_load(v, row, m_t, i_h, H, o_v, V)
         b_do = _chunked_load(do, row, m_t, i_h, H, o_v, V)
-        b_dA = tl.dot(b_do, tl.trans(b_v), b_dA)
+        b_dA = tl.dot(b_do, tl.trans(b_v), b_dA, input_precision="ieee")
     b_dA = tl.where(o_t[:, None] >= o_t[None, :], b_dA * scale, 0.0)
     p_dA, m_dA = _chunked_tile(row, m_t, i_h, H, tl.arange(0, BT), BT)
     tl.store(dA + p_dA, b_dA, mask=m_dA)
@@ -231,9 +231,9 @@ def _gla_bwd_dv_kernel(k, gl, gr, do, dh, A, dv, scale, T, NT, H: tl.constexpr, 
         to_end = _gla_totals(gl, i_b, i_t, T, i_h, H, o_k, K, sub + 1, sub * 0 + BT // BC, BT, BC) + \
             _chunked_load(gr, row, m_t, i_h, H, o_k, K)
         b_dh = _chunked_load_state(dh, i_bh, i_t, NT, o_k, o_v, K, V)
-        b_dv = tl.dot((b_k * tl.exp(to_end)).to(b_do.dtype), b_dh.to(b_do.dtype), b_dv)
+        b_dv = tl.dot((b_k * tl.exp(to_end)).to(b_do.dtype), b_dh.to(b_do.dtype), b_dv, input_precision="ieee")
     b_A = _chunked_load(A, row, m_t, i_h, H, tl.arange(0, BT), BT)
-    b_dv = tl.dot(tl.trans(b_A * scale).to(b_do.dtype), b_do, b_dv)
+    b_dv = tl.dot(tl.trans(b_A * scale).to(b_do.dtype), b_do, b_dv, input_precision="ieee")
     _chunked_store(dv, b_dv, row, m_t, i_h, H, o_v, V)
 
 
@@ -272,13 +272,13 @@ def _gla_bwd_dqk_kernel(q, k, v, gl, gr, h, do, dh, dA, dq, dk, dg, scale, T, NT
     b_kg = _chunked_load(k, row, m_t, i_h, H, o_k, K) * tl.exp(
         tl.where(((sub < i_c) & m_t)[:, None], to_start, float("-inf")))
     b_dA = _chunked_load(dA, row_i, m_i, i_h, H, tl.arange(0, BT), BT)  # [BC, BT]; b_kg is 0 from here on
-    b_dq += tl.dot(b_dA.to(dtype), b_kg.to(dtype)) * tl.exp(b_li)
+    b_dq += tl.dot(b_dA.to(dtype), b_kg.to(dtype), input_precision="ieee") * tl.exp(b_li)
     # dk from the queries of later sub-chunks, through the sub-chunk's end
     from_end = _gla_totals(gl, i_b, i_t, T, i_h, H, o_k, K, sub * 0 + i_c + 1, sub, BT, BC) + b_l
     b_qg = _chunked_load(q, row, m_t, i_h, H, o_k, K) * tl.exp(
         tl.where(((sub > i_c) & m_t)[:, None], from_end, float("-inf")))
     b_dAt = _chunked_load(dA, row, m_t, i_h, H, i_c * BC + tl.arange(0, BC), BT)  # [BT, BC]: dA[t, s in here]
-    b_dk += tl.dot(tl.trans(b_dAt).to(dtype), b_qg.to(dtype)) * tl.exp(b_ri)
+    b_dk += tl.dot(tl.trans(b_dAt).to(dtype), b_qg.to(dtype), input_precision="ieee") * tl.exp(b_ri)
     # the sub-chunk itself, elementwise; a token with itself is undecayed, so it adds nothing to
     # the log-decay's gradient: kept out of q * dq - k * dk, where it would cancel only up to rounding
     b_diag = tl.sum(tl.where(o_i[:, None] == o_i[None, :], b_dAii, 0.0), 1) * scale

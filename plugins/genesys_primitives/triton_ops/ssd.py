@@ -81,7 +81,7 @@ def _scalar_decay_fwd_h_kernel(k, v, a, h, T, NT, G: tl.constexpr, H: tl.constex
         b_k = _chunked_load(k, row, m_t, i_g, G, o_k, K)
         b_v = _chunked_load(v, row, m_t, i_h, H, o_v, V)
         b_kd = (b_k * tl.exp(b_last - b_c)[:, None]).to(b_v.dtype)  # decayed to the chunk's end
-        state = state * tl.exp(b_last) + tl.dot(tl.trans(b_kd), b_v)
+        state = state * tl.exp(b_last) + tl.dot(tl.trans(b_kd), b_v, input_precision="ieee")
 
 
 @triton.jit
@@ -100,13 +100,13 @@ def _scalar_decay_fwd_o_kernel(q, k, v, a, h, o, scale, T, NT, G: tl.constexpr, 
         o_k = i_k * BK + tl.arange(0, BK)
         b_q, b_k = _chunked_load_qk(q, k, row, m_t, i_g, G, o_k, K)
         b_h = _chunked_load_state(h, i_bh, i_t, NT, o_k, o_v, K, V)
-        b_o = tl.dot(b_q, b_h.to(b_q.dtype), b_o)
-        b_A = tl.dot(b_q, tl.trans(b_k), b_A)
+        b_o = tl.dot(b_q, b_h.to(b_q.dtype), b_o, input_precision="ieee")
+        b_A = tl.dot(b_q, tl.trans(b_k), b_A, input_precision="ieee")
     b_c, _ = _scalar_decay_chunk_decays(a, row, m_t, i_h, H)
     b_A = b_A * _scalar_decay_between(b_c, o_t[:, None] >= o_t[None, :])
     b_v = _chunked_load(v, row, m_t, i_h, H, o_v, V)
     b_o = b_o * tl.exp(b_c)[:, None]
-    b_o = tl.dot(b_A.to(b_v.dtype), b_v, b_o) * scale
+    b_o = tl.dot(b_A.to(b_v.dtype), b_v, b_o, input_precision="ieee") * scale
     _chunked_store(o, b_o, row, m_t, i_h, H, o_v, V)
 
 
@@ -130,7 +130,7 @@ def _scalar_decay_bwd_dh_kernel(q, a, do, dh, scale, T, NT, G: tl.constexpr, H: 
         b_do = _chunked_load(do, row, m_t, i_h, H, o_v, V)
         b_qd = (b_q * (tl.exp(b_c) * scale)[:, None]).to(b_do.dtype)
         # the chunk's outputs read its start state; its start state flows on into the end state
-        dstate = dstate * tl.exp(b_last) + tl.dot(tl.trans(b_qd), b_do)
+        dstate = dstate * tl.exp(b_last) + tl.dot(tl.trans(b_qd), b_do, input_precision="ieee")
 
 
 @triton.jit
@@ -151,12 +151,12 @@ def _scalar_decay_bwd_dv_kernel(q, k, a, do, dh, dv, scale, T, NT, G: tl.constex
         o_k = i_k * BK + tl.arange(0, BK)
         b_q, b_k = _chunked_load_qk(q, k, row, m_t, i_g, G, o_k, K)
         b_dh = _chunked_load_state(dh, i_bh, i_t, NT, o_k, o_v, K, V)
-        b_At = tl.dot(b_k, tl.trans(b_q), b_At)
+        b_At = tl.dot(b_k, tl.trans(b_q), b_At, input_precision="ieee")
         b_kd = (b_k * tl.exp(b_last - b_c)[:, None]).to(b_do.dtype)
-        b_dv = tl.dot(b_kd, b_dh.to(b_do.dtype), b_dv)
+        b_dv = tl.dot(b_kd, b_dh.to(b_do.dtype), b_dv, input_precision="ieee")
     later = o_t[None, :] >= o_t[:, None]  # t >= s: At's mask and decays are the transpose of A's
     b_At = b_At * tl.exp(tl.where(later, b_c[None, :] - b_c[:, None], float("-inf"))) * scale
-    b_dv = tl.dot(b_At.to(b_do.dtype), b_do, b_dv)
+    b_dv = tl.dot(b_At.to(b_do.dtype), b_do, b_dv, input_precision="ieee")
     _chunked_store(dv, b_dv, row, m_t, i_h, H, o_v, V)
 
 
@@ -179,9 +179,9 @@ def _scalar_decay_bwd_dqk_kernel(q, k, v, a, h, do, dh, dq, dk, dg, scale, T, NT
     b_diag = tl.sum(tl.where(o_t[:, None] == o_t[None, :], b_dA, 0.0), 1) * scale
     b_dA = (b_dA * _scalar_decay_between(b_c, o_t[:, None] > o_t[None, :]) * scale).to(b_q.dtype)
     b_dq = b_dq * (tl.exp(b_c) * scale)[:, None]
-    b_dq = tl.dot(b_dA, b_k, b_dq)
+    b_dq = tl.dot(b_dA, b_k, b_dq, input_precision="ieee")
     b_dk = b_dk * tl.exp(b_last - b_c)[:, None]
-    b_dk = tl.dot(tl.trans(b_dA), b_q, b_dk)
+    b_dk = tl.dot(tl.trans(b_dA), b_q, b_dk, input_precision="ieee")
     b_q, b_k = b_q.to(tl.float32), b_k.to(tl.float32)
     b_dg = tl.sum(b_q * b_dq - b_k * b_dk, 1)
     b_dq += b_diag[:, None] * b_k
