@@ -13,3 +13,11 @@ try:
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover - torch is a dependency
     pass
+
+# Property tests draw the same examples every run, so a run's result depends on the code
+# alone (the project's determinism rule); HYPOTHESIS_PROFILE=explore draws fresh ones.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
