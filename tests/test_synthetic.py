@@ -260,13 +260,14 @@ def test_the_compression_head_sees_only_the_last_state():
 
 # -- discrimination (issue 5, part 6) -----------------------------------------------------------
 
-@pytest.mark.slow  # about 20 s (mqar) and 40 s (in-context-recall) on an idle core
-@pytest.mark.parametrize("task", ["mqar", "in-context-recall"])
-def test_the_transformer_learns_associative_recall_and_the_mlp_baseline_cannot(task):
+@pytest.mark.slow  # about 20 s (mqar) and 40 s (each of the others) on an idle core
+@pytest.mark.parametrize("task", ["mqar", "in-context-recall", "noisy-in-context-recall", "selective-copying"])
+def test_the_transformer_learns_recall_and_copying_and_the_mlp_baseline_cannot(task):
     """With the suite's defaults at the smallest CPU scale, the transformer seed must get
     well past the plateau where it knows which values are in the context but not which
-    key each goes with (on MQAR, accuracy 1 / num_kv_pairs), while mlp_only, which cannot
-    move information between positions, stays at a uniform guess among the values."""
+    key each goes with (on MQAR, accuracy 1 / num_kv_pairs), or which tokens to copy in
+    which order, while mlp_only, which cannot move information between positions, stays
+    at a uniform guess among the candidates."""
     transformer, = synthetic.SYNTHETIC.run(context("transformer.gab"), [task])
     mlp_only, = synthetic.SYNTHETIC.run(context("baselines/mlp_only.gab"), [task])
     assert abs(mlp_only.normalized) < 0.05, mlp_only
