@@ -142,8 +142,8 @@ def _chunk_channel_decay(q, k, v, g, chunk_size, exclusive=False):
     q, k, v, g = (_chunks(t.to(compute), chunk_size) for t in (q, k, v, g))  # [B, n, H, C, *]
     # Log-decays between positions are differences of cumulative sums taken in float64:
     # exact to float32 rounding however strong the decay (in float32, a sum of -400 per
-    # token loses a thousandth), and 1.4-2.2x faster than _segsum's per-segment sums over
-    # a [C, C, K] tensor (the cumulative sums are only [C, K]).
+    # token loses a thousandth), and 1.3-1.7x faster than _segsum's per-segment sums over
+    # a [C, C, K] tensor (benchmarks/bench_torch_mixers.py; the cumulative sums are only [C, K]).
     to_t = g.double().cumsum(-2)  # from the chunk's start up to and including t
     read_at = to_t - g.double() if exclusive else to_t  # where o_t reads the state
     size = g.shape[-2]
