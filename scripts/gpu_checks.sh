@@ -7,6 +7,7 @@
 #   steps    bench_kernels.py --no-kernels: whole training steps, torch against triton backend
 #   kernels  bench_kernels.py --no-steps: each kernel against torch and fla (fla autotunes
 #            each kernel on first use, which takes most of this stage's time)
+#   tiles    sweep_conv_tiles.py: causal_conv's launch choices timed against cuDNN
 #   profile  profile_step.py: a step's time by primitive (off by default: done on an H100,
 #            docs/results.md; give it seconds to run it again)
 # Logs go to $OUT (default ./gpu-out); the exit status is the first failing stage's.
@@ -17,7 +18,7 @@
 # into /tmp/site. Where the project is installed already, set GENESYS_GPU_NO_INSTALL=1
 # (and PYTHON=.venv/bin/python, say).
 #
-#   bash scripts/gpu_checks.sh [TESTS_S [STEPS_S [KERNELS_S [PROFILE_S]]]]   # 120 110 240 0
+#   bash scripts/gpu_checks.sh [TESTS_S [STEPS_S [KERNELS_S [TILES_S [PROFILE_S]]]]]   # 120 110 240 80 0
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,8 @@ PYTHON=${PYTHON:-python3}
 TESTS_S=${1:-120}
 STEPS_S=${2:-110}
 KERNELS_S=${3:-240}
-PROFILE_S=${4:-0}
+TILES_S=${4:-80}
+PROFILE_S=${5:-0}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 status=0
@@ -71,6 +73,9 @@ stage steps "$STEPS_S" "$PYTHON" benchmarks/bench_kernels.py --no-kernels
 # the mixers first: their figures are the issue's goal (within 1.2x of fla)
 stage kernels "$KERNELS_S" "$PYTHON" benchmarks/bench_kernels.py --no-steps \
     --kernels gla retention ssd causal_conv rms_norm add_rms_norm head_rms_norm
+if [ "$TILES_S" -gt 0 ]; then
+    stage tiles "$TILES_S" "$PYTHON" benchmarks/sweep_conv_tiles.py
+fi
 if [ "$PROFILE_S" -gt 0 ]; then
     stage profile "$PROFILE_S" "$PYTHON" benchmarks/profile_step.py --seeds gla retnet mamba2 transformer --batch 8
 fi

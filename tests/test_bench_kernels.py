@@ -123,3 +123,25 @@ def test_recording_leaves_the_model_as_it_was(profiler):
     count = len(recorder.calls)
     model(ids)
     assert len(recorder.calls) == count and torch.equal(model(ids), expected)
+
+
+@pytest.fixture(scope="module")
+def conv_sweep():
+    yield from load_script("sweep_conv_tiles")
+
+
+def test_every_conv_tile_choice_of_the_sweep_matches_torch(conv_sweep, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["sweep_conv_tiles.py", "--check"])
+    assert conv_sweep.main() == 0
+    out = capsys.readouterr().out
+    assert f"ok: {2 * len(conv_sweep.configurations())} launch choices against torch" in out
+
+
+def test_the_conv_sweep_check_fails_on_a_wrong_result(conv_sweep, monkeypatch, capsys):
+    right = conv_sweep.torch_conv
+    monkeypatch.setattr(conv_sweep, "torch_conv", lambda x, weight, bias: right(x, weight, bias) * 1.01)
+    monkeypatch.setattr(conv_sweep, "configurations", lambda: [(16, 64, 4)])
+    monkeypatch.setattr(sys, "argv", ["sweep_conv_tiles.py", "--check"])
+    assert conv_sweep.main() == 1
+    out = capsys.readouterr().out
+    assert "FAIL fwd (16, 64, 4): output off by" in out and "FAIL: 2 launch choices" in out

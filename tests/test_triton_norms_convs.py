@@ -18,6 +18,7 @@ CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
 needs_cuda = pytest.mark.skipif(not CUDA, reason="bfloat16 needs a CUDA device: Triton's CPU interpreter "
                                                  "computes bfloat16 wrongly")
+needs_compiled = pytest.mark.skipif(not CUDA, reason="compiled kernels need a CUDA device")
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +197,19 @@ def test_rms_norm_bfloat16_within_tolerance(kernels):
     gt, = torch.autograd.grad(y_torch, (xt,), cotangent)
     ex, = torch.autograd.grad(truth, (x,), cotangent)
     no_worse_than_torch(gx, gt, ex, "input gradient")
+
+
+@needs_compiled
+def test_causal_conv_float32_at_a_training_shape_matches_torch(kernels):
+    """Many time and channel tiles, compiled, in float32: beside the bfloat16 test below, it
+    tells a precision problem from an indexing one at the same shape."""
+    _, convs = kernels
+    fast, slow = conv_pair(convs, 1536, 4)
+    x = leaf(4, 1000, 1536)
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # torch's reference in full float32
+        y, expected = fast(x), slow(x)
+        close([y], [expected], 1e-5)
+        close(grads(y, (x, fast.weight, fast.bias)), grads(expected, (x, slow.weight, slow.bias)), 1e-3)
 
 
 @needs_cuda

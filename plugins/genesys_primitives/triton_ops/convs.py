@@ -43,8 +43,9 @@ def _causal_conv_fwd_kernel(X, WEIGHT, BIAS, Y, L, C,
 @triton.jit
 def _causal_conv_bwd_kernel(X, WEIGHT, DY, DX, DW, L, C,
                             K: tl.constexpr, ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
-    """dx[t] = sum_k w[k] dy[t + (K - 1) - k]; this tile's share of dw[c, k] = sum_t dy[t] x[t - (K - 1) + k],
-    written to its own slot of DW ([sequences * time tiles, C, K], summed afterwards)."""
+    """dx[t] = sum_k w[k] dy[t + (K - 1) - k]; this tile's shares of dw[c, k] = sum_t dy[t] x[t - (K - 1) + k]
+    and of dbias[c] = sum_t dy[t], written to its own slot of DW ([sequences * time tiles, C, K + 1]: the
+    K taps, then the bias; summed afterwards), so dy is read once for all three."""
     t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     sequence = tl.program_id(2).to(tl.int64)
@@ -53,20 +54,23 @@ def _causal_conv_bwd_kernel(X, WEIGHT, DY, DX, DW, L, C,
     t_mask = (t < L)[:, None] & c_mask[None, :]
     dy = tl.load(DY + base + t[:, None] * C + c[None, :], mask=t_mask, other=0.0).to(ACC)
     dx = tl.zeros([BLOCK_T, BLOCK_C], dtype=ACC)
-    slot = (sequence * tl.num_programs(0) + tl.program_id(0)) * C * K
+    slot = (sequence * tl.num_programs(0) + tl.program_id(0)) * C * (K + 1)
+    tl.store(DW + slot + c * (K + 1) + K, tl.sum(dy, axis=0), mask=c_mask)
     for k in tl.static_range(K):
         w = tl.load(WEIGHT + c * K + k, mask=c_mask, other=0.0).to(ACC)
         later = t + (K - 1) - k  # the output that read this token through tap k
         mask = (later < L)[:, None] & c_mask[None, :]
         dx += w[None, :] * tl.load(DY + base + later[:, None] * C + c[None, :], mask=mask, other=0.0).to(ACC)
         x = _causal_conv_tap_input(X, base, t, c, c_mask, k, L, C, K, ACC)
-        tl.store(DW + slot + c * K + k, tl.sum(dy * x, axis=0), mask=c_mask)
+        tl.store(DW + slot + c * (K + 1) + k, tl.sum(dy * x, axis=0), mask=c_mask)
     tl.store(DX + base + t[:, None] * C + c[None, :], dx.to(DX.dtype.element_ty), mask=t_mask)
 
 
-def _causal_conv_launch(L, C):
-    """Tile sizes: up to 64 tokens by up to 128 channels."""
-    return min(64, triton.next_power_of_2(L)), min(128, triton.next_power_of_2(C))
+def _causal_conv_launch(L, C, backward):
+    """(tokens, channels, warps) of a program: tiles of up to 64 tokens by up to 128 channels;
+    8 warps backward, where four such float32 tiles live at once and spill from 4 warps'
+    registers (benchmarks/kernel_resources.py shows it; benchmarks/sweep_conv_tiles.py times others)."""
+    return min(64, triton.next_power_of_2(L)), min(128, triton.next_power_of_2(C)), 8 if backward else 4
 
 
 class _CausalConvFunction(torch.autograd.Function):
@@ -80,9 +84,10 @@ class _CausalConvFunction(torch.autograd.Function):
         weight2 = weight.reshape(C, K).contiguous()
         y = torch.empty_like(x, dtype=torch.promote_types(x.dtype, weight.dtype))
         acc = tl.float64 if y.dtype == torch.float64 else tl.float32
-        block_t, block_c = _causal_conv_launch(L, C)
+        block_t, block_c, warps = _causal_conv_launch(L, C, backward=False)
         grid = (triton.cdiv(L, block_t), triton.cdiv(C, block_c), batch)
-        _causal_conv_fwd_kernel[grid](x, weight2, bias, y, L, C, K=K, ACC=acc, BLOCK_T=block_t, BLOCK_C=block_c)
+        _causal_conv_fwd_kernel[grid](x, weight2, bias, y, L, C, K=K, ACC=acc, BLOCK_T=block_t, BLOCK_C=block_c,
+                                      num_warps=warps)
         ctx.save_for_backward(x, weight2)
         ctx.acc, ctx.weight_shape, ctx.bias_dtype = acc, weight.shape, bias.dtype
         return y
@@ -94,16 +99,15 @@ class _CausalConvFunction(torch.autograd.Function):
         K = weight2.shape[-1]
         dy = dy.contiguous()
         dx = torch.empty_like(x)
-        block_t, block_c = _causal_conv_launch(L, C)
+        block_t, block_c, warps = _causal_conv_launch(L, C, backward=True)
         grid = (triton.cdiv(L, block_t), triton.cdiv(C, block_c), batch)
-        partial = torch.empty(batch * grid[0], C, K, dtype=torch.float64 if ctx.acc == tl.float64 else torch.float32,
-                              device=x.device)
-        # 8 warps: four [64 x 128] float32 tiles live at once, which spill from 4 warps' registers
+        partial = torch.empty(batch * grid[0], C, K + 1, device=x.device,
+                              dtype=torch.float64 if ctx.acc == tl.float64 else torch.float32)
         _causal_conv_bwd_kernel[grid](x, weight2, dy, dx, partial, L, C, K=K, ACC=ctx.acc,
-                                      BLOCK_T=block_t, BLOCK_C=block_c, num_warps=8)
-        dw = partial.sum(0).view(ctx.weight_shape).to(weight2.dtype)  # a fixed-order reduction
-        dbias = dy.sum((0, 1), dtype=partial.dtype).to(ctx.bias_dtype)
-        return dx, dw, dbias
+                                      BLOCK_T=block_t, BLOCK_C=block_c, num_warps=warps)
+        total = partial.sum(0)  # a fixed-order reduction
+        dw = total[:, :K].reshape(ctx.weight_shape).to(weight2.dtype)
+        return dx, dw, total[:, K].to(ctx.bias_dtype)
 
 
 def _causal_conv_kernels_take(x):

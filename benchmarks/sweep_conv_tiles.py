@@ -1,0 +1,160 @@
+"""Tile sizes and warps of the Triton causal_conv kernels, timed against torch's conv (cuDNN).
+
+    .venv/bin/python benchmarks/sweep_conv_tiles.py [--scales 14M 125M] [--batch 8] [--check]
+
+The kernels take fixed launch parameters (`_causal_conv_launch` in
+plugins/genesys_primitives/triton_ops/convs.py), not an autotuner: a tile size changes how
+the weight gradient's partial sums are grouped, so an autotuned choice would make training
+differ in the last bits from run to run. This sweep is how that fixed choice is made: for
+Mamba-2's short convolution at each scale (width 2D, 4 taps, bfloat16, `--batch`
+sequences) it times the forward and the backward pass separately for every (tokens,
+channels, warps) in the grid below, with the others at the shipped choice, beside torch.
+Prints milliseconds (median of triton.testing.do_bench), best first, the shipped
+choice marked.
+
+`--check` runs every configuration once on a small shape in float32 (on the CPU under
+Triton's interpreter) and holds its output and gradients to torch's, so the sweep's
+tile sizes are known to be correct before GPU time is spent on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from genesys_dsl.compile.backends import interpreter  # noqa: E402
+from genesys_dsl.scales import get_scale  # noqa: E402
+
+TOKENS = (16, 32, 64)
+CHANNELS = (64, 128, 256)
+WARPS = (4, 8)
+TAPS = 4
+DO_BENCH = {"warmup": 10, "rep": 40, "return_mode": "median"}  # short: 36 choices a scale, each compiled
+
+
+def conv_inputs(batch: int, length: int, width: int, device: str, dtype: torch.dtype):
+    gen = torch.Generator().manual_seed(0)
+
+    def leaf(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen) * scale).to(device, dtype).requires_grad_()
+
+    return leaf(batch, length, width), leaf(width, 1, TAPS, scale=0.5), leaf(width)
+
+
+def torch_conv(x, weight, bias):
+    from genesys_primitives.torch_ops.convs import _causal_conv
+
+    return _causal_conv(x, weight, bias)
+
+
+def launch_with(convs, choice: tuple[int, int, int], for_backward: bool) -> Callable:
+    """`_causal_conv_launch` giving `choice` for one direction and the shipped one for the other."""
+    shipped = convs._causal_conv_launch
+
+    def launch(L, C, backward):
+        if backward != for_backward:
+            return shipped(L, C, backward)
+        tokens, channels, warps = choice
+        return min(tokens, convs.triton.next_power_of_2(L)), min(channels, convs.triton.next_power_of_2(C)), warps
+
+    return launch
+
+
+def configurations():
+    return list(itertools.product(TOKENS, CHANNELS, WARPS))
+
+
+def sweep(convs, batch: int, length: int, width: int) -> None:
+    from triton.runtime.errors import OutOfResources
+    from triton.testing import do_bench
+
+    x, weight, bias = conv_inputs(batch, length, width, "cuda", torch.bfloat16)
+    dy = torch.randn_like(x)
+    shipped = convs._causal_conv_launch
+
+    def forward():
+        return convs._CausalConvFunction.apply(x, weight, bias)
+
+    def backward_of(make: Callable[[], torch.Tensor]) -> Callable[[], object]:
+        y = make()
+        return lambda: torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True)
+
+    reference = {"fwd": do_bench(lambda: torch_conv(x, weight, bias), **DO_BENCH),
+                 "bwd": do_bench(backward_of(lambda: torch_conv(x, weight, bias)), **DO_BENCH)}
+    print(f"\ncausal_conv B={batch} L={length} W={width} K={TAPS}, bfloat16: "
+          f"torch fwd {reference['fwd']:.4f} ms, bwd {reference['bwd']:.4f} ms")
+    for direction, backward in (("fwd", False), ("bwd", True)):
+        rows = []
+        for choice in configurations():
+            convs._causal_conv_launch = launch_with(convs, choice, backward)
+            try:
+                ms = do_bench(backward_of(forward) if backward else forward, **DO_BENCH)
+            except OutOfResources as err:  # too much shared memory or too many registers: say so, go on
+                print(f"  {direction} tokens={choice[0]} channels={choice[1]} warps={choice[2]}: "
+                      f"{type(err).__name__}: {str(err).splitlines()[0][:120]}")
+                continue
+            finally:
+                convs._causal_conv_launch = shipped
+            rows.append((ms, choice))
+        mine = shipped(length, width, backward)
+        print(f"  {direction}: {'tokens':>6}{'channels':>9}{'warps':>6}{'ms':>9}{'torch/ours':>11}")
+        for ms, choice in sorted(rows)[:8] + [row for row in rows if row[1] == mine and row not in sorted(rows)[:8]]:
+            mark = "  <- shipped" if choice == mine else ""
+            print(f"  {'':5}{choice[0]:>6}{choice[1]:>9}{choice[2]:>6}{ms:>9.4f}{reference[direction] / ms:>10.2f}x{mark}")
+
+
+def check(convs) -> bool:
+    """Every configuration, once, small, float32: output and gradients equal torch's."""
+    x, weight, bias = conv_inputs(2, 40, 72, "cpu", torch.float32)  # tails in both tile dimensions
+    dy = torch.randn_like(x)
+    expected = torch_conv(x, weight, bias)
+    expected_grads = torch.autograd.grad(expected, (x, weight, bias), dy)
+    shipped, failures = convs._causal_conv_launch, 0
+    for backward, choice in itertools.product((False, True), configurations()):
+        convs._causal_conv_launch = launch_with(convs, choice, backward)
+        try:
+            y = convs._CausalConvFunction.apply(x, weight, bias)
+            grads = torch.autograd.grad(y, (x, weight, bias), dy)
+        finally:
+            convs._causal_conv_launch = shipped
+        for name, got, want in zip(("output", "dx", "dw", "dbias"), (y, *grads), (expected, *expected_grads)):
+            if not torch.allclose(got, want, rtol=1e-4, atol=1e-4):
+                failures += 1
+                print(f"FAIL {'bwd' if backward else 'fwd'} {choice}: {name} off by {(got - want).abs().max():.3g}")
+    print(f"{'ok' if not failures else 'FAIL'}: {2 * len(configurations())} launch choices against torch")
+    return not failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scales", nargs="+", default=["14M", "125M"], metavar="NAME")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--check", action="store_true", help="check every configuration on the CPU, small")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    if args.check:
+        with interpreter("genesys_primitives.triton_ops"):
+            from genesys_primitives.triton_ops import convs
+            return 0 if check(convs) else 1
+    if not torch.cuda.is_available():
+        print("sweep_conv_tiles: no CUDA device here; --check runs on the CPU")
+        return 0
+    from genesys_primitives.triton_ops import convs
+
+    print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, triton {convs.triton.__version__}")
+    for name in args.scales:
+        sc = get_scale(name)
+        sweep(convs, args.batch, sc.context_length, 2 * sc.d_model)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
