@@ -362,12 +362,18 @@ def forward_backward(impl: Callable[[], Outputs], inputs: list[torch.Tensor],
 
 
 def time_case(case: Case, where: Where, timer: Timer) -> dict[str, dict[str, float]]:
-    """mode -> implementation -> ms."""
+    """mode -> implementation -> ms. fla's last: before it runs, ours and torch's are printed
+    to stderr, so that an fla autotune that outlasts the time limit, or crashes the CUDA
+    context (as chunk_simple_gla's backward did once on an H100), does not take them along."""
     times: dict[str, dict[str, float]] = {"fwd": {}, "fwd+bwd": {}}
-    for name, impl in runnable(case, where).items():
+    impls = runnable(case, where)
+    for name in sorted(impls, key=lambda name: name == "fla"):
+        if name == "fla":
+            so_far = ", ".join(f"{mode} {impl} {ms:.3f}" for mode, row in times.items() for impl, ms in row.items())
+            print(f"  {case.kernel} {case.shape}: {so_far} ms; now fla's", file=sys.stderr, flush=True)
         with torch.no_grad():
-            times["fwd"][name] = timer(impl)
-        times["fwd+bwd"][name] = timer(forward_backward(impl, case.inputs))
+            times["fwd"][name] = timer(impls[name])
+        times["fwd+bwd"][name] = timer(forward_backward(impls[name], case.inputs))
     return times
 
 

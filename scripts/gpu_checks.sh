@@ -6,7 +6,8 @@
 #            and the fused loss's under bfloat16 autocast
 #   steps    bench_kernels.py --no-kernels: whole training steps, torch against triton backend
 #   kernels  bench_kernels.py --no-steps: each kernel against torch and fla (fla autotunes
-#            each kernel on first use, which takes most of this stage's time)
+#            each kernel on first use, which takes most of this stage's time), in four
+#            processes (gla, retention, ssd, the rest) of a quarter of the time each
 #   tiles    sweep_conv_tiles.py: causal_conv's launch choices timed against cuDNN
 #   profile  profile_step.py: a step's time by primitive (off by default: done on an H100,
 #            docs/results.md; give it seconds to run it again)
@@ -70,9 +71,14 @@ stage tests "$TESTS_S" "$PYTHON" -m pytest -q -p no:cacheprovider \
     tests/test_triton_norms_convs.py tests/test_triton_mixers.py tests/test_triton_dispatch.py \
     tests/test_fused_loss.py
 stage steps "$STEPS_S" "$PYTHON" benchmarks/bench_kernels.py --no-kernels
-# the mixers first: their figures are the issue's goal (within 1.2x of fla)
-stage kernels "$KERNELS_S" "$PYTHON" benchmarks/bench_kernels.py --no-steps \
-    --kernels gla retention ssd causal_conv rms_norm add_rms_norm head_rms_norm
+# The mixers first, their figures being the issue's goal (within 1.2x of fla), each in a
+# process and a quarter of the time of its own: fla's autotuning of one cannot use up the
+# others' time, and a crash in it (an illegal memory access poisons the CUDA context)
+# cannot take their figures along.
+for kernels in gla retention ssd "causal_conv rms_norm add_rms_norm head_rms_norm"; do
+    # shellcheck disable=SC2086 # the last entry is several kernel names
+    stage "kernels-${kernels%% *}" $((KERNELS_S / 4)) "$PYTHON" benchmarks/bench_kernels.py --no-steps --kernels $kernels
+done
 if [ "$TILES_S" -gt 0 ]; then
     stage tiles "$TILES_S" "$PYTHON" benchmarks/sweep_conv_tiles.py
 fi
