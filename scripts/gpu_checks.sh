@@ -9,8 +9,12 @@
 #            each kernel on first use, which takes most of this stage's time), in four
 #            processes (gla, retention, ssd, the rest) of a quarter of the time each
 #   tiles    sweep_conv_tiles.py: causal_conv's launch choices timed against cuDNN
+#   loss     bench_loss.py --device cuda: the fused LM head + loss against the logits path,
+#            and its chunk sizes (the CUDA default chunk is not measured yet)
 #   profile  profile_step.py: a step's time by primitive (off by default: done on an H100,
 #            docs/results.md; give it seconds to run it again)
+# A limit of 0 skips a stage: the defaults run the first three, which with the machine's
+# start fill one 10-minute command; `gpu_checks.sh 0 0 0 80 60 90` then runs the others.
 # Logs go to $OUT (default ./gpu-out); the exit status is the first failing stage's.
 # `bench_kernels.py --check` is not a stage: run it here, on the CPU, before.
 #
@@ -19,7 +23,8 @@
 # into /tmp/site. Where the project is installed already, set GENESYS_GPU_NO_INSTALL=1
 # (and PYTHON=.venv/bin/python, say).
 #
-#   bash scripts/gpu_checks.sh [TESTS_S [STEPS_S [KERNELS_S [TILES_S [PROFILE_S]]]]]   # 120 110 240 80 0
+#   bash scripts/gpu_checks.sh [TESTS_S [STEPS_S [KERNELS_S [TILES_S [LOSS_S [PROFILE_S]]]]]]
+#   (defaults: 120 110 240 0 0 0)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,15 +33,17 @@ PYTHON=${PYTHON:-python3}
 TESTS_S=${1:-120}
 STEPS_S=${2:-110}
 KERNELS_S=${3:-240}
-TILES_S=${4:-80}
-PROFILE_S=${5:-0}
+TILES_S=${4:-0}
+LOSS_S=${5:-0}
+PROFILE_S=${6:-0}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 status=0
 
-stage() {  # stage NAME SECONDS COMMAND...: run, log to $OUT/NAME.log, keep the first failure
+stage() {  # stage NAME SECONDS COMMAND...: run, log to $OUT/NAME.log, keep the first failure; 0 s: skip
     local name=$1 seconds=$2 rc
     shift 2
+    [ "$seconds" -gt 0 ] || return 0
     echo "== $name (at most ${seconds}s): $*"
     timeout "$seconds" "$@" 2>&1 | tee "$OUT/$name.log"
     rc=${PIPESTATUS[0]}
@@ -79,10 +86,8 @@ for kernels in gla retention ssd "causal_conv rms_norm add_rms_norm head_rms_nor
     # shellcheck disable=SC2086 # the last entry is several kernel names
     stage "kernels-${kernels%% *}" $((KERNELS_S / 4)) "$PYTHON" benchmarks/bench_kernels.py --no-steps --kernels $kernels
 done
-if [ "$TILES_S" -gt 0 ]; then
-    stage tiles "$TILES_S" "$PYTHON" benchmarks/sweep_conv_tiles.py
-fi
-if [ "$PROFILE_S" -gt 0 ]; then
-    stage profile "$PROFILE_S" "$PYTHON" benchmarks/profile_step.py --seeds gla retnet mamba2 transformer --batch 8
-fi
+stage tiles "$TILES_S" "$PYTHON" benchmarks/sweep_conv_tiles.py
+stage loss "$LOSS_S" bash -c "$PYTHON benchmarks/bench_loss.py --device cuda --batches 1 8 \
+    && $PYTHON benchmarks/bench_loss.py --device cuda --no-step --batches 8 --chunks 1024 2048 4096 8192 16384"
+stage profile "$PROFILE_S" "$PYTHON" benchmarks/profile_step.py --seeds gla retnet mamba2 transformer --batch 8
 exit "$status"

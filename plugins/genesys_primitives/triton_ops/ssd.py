@@ -29,7 +29,8 @@ The chunk walk's addressing, the backward's products over V and the launches are
 Masked decays are set to -inf before the exp, so nothing overflows however strong the decay.
 Inputs are read in their dtype, everything accumulates in float32, and the output is
 written in v's dtype. Operands of tl.dot are cast to the inputs' dtype (bfloat16 runs on
-tensor cores; float32 inputs use TF32 on a GPU, exact float32 under TRITON_INTERPRET=1).
+tensor cores; float32 inputs are multiplied in full float32, `input_precision="ieee"`, as
+torch does, not in Triton's default TF32).
 """
 
 import torch
