@@ -5,27 +5,13 @@ held to torch's, fla's calls are bound to fla's signatures, and the seeds take a
 step with each backend. About 20 s. And benchmarks/profile_step.py, which shares a
 training step out by primitive: it finds every primitive call and leaves the model as it was."""
 
-import importlib.util
 import re
 import sys
 
 import pytest
-from paths import ROOT
+from paths import ROOT, load_script
 
 pytest.importorskip("triton", reason="triton is not installed (pip install -c constraints.txt -e '.[triton]')")
-
-
-def load_script(name: str):
-    """A script under benchmarks/, imported by its path (benchmarks/ is not a package);
-    in sys.modules while it is used, as dataclasses need."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        del sys.modules[name]
 
 
 @pytest.fixture(scope="module")

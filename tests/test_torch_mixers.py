@@ -28,7 +28,7 @@ from genesys_primitives.torch_ops import mixers
 
 REGISTRY = registry()
 IMPLS = mixers.IMPLEMENTATIONS
-LENGTHS = [1, 7, 64, 100]  # one token; less than a chunk; exactly one chunk of 64; a partial last chunk
+LENGTHS = [1, 7, 64, 100]  # one token; less than a chunk; whole chunks; a partial last chunk
 DTYPES = [torch.float32, torch.float64]
 
 
@@ -263,6 +263,19 @@ def test_outputs_never_depend_on_later_tokens(case):
         y_mixed = fast(*mixed)
         torch.testing.assert_close(y_mixed[:, : t + 1], y[:, : t + 1], rtol=0, atol=1e-12)
         assert not torch.allclose(y_mixed[:, t + 1:], y[:, t + 1:])  # the later tokens did change
+
+
+def test_scans_choose_their_chunk_by_device_and_never_pad_past_the_sequence():
+    """The chunk decides speed only (the outputs above match the references at every length),
+    so the default is the device's fastest, and a sequence shorter than it is one chunk; a
+    chunk asked for is used as it is."""
+    long, short = torch.zeros(2, 100, 3), torch.zeros(2, 20, 3)
+    assert mixers._chunk_tokens(None, long, cpu=32, elsewhere=64) == 32
+    assert mixers._chunk_tokens(None, long.to("meta"), cpu=32, elsewhere=64) == 64
+    assert mixers._chunk_tokens(None, short, cpu=32, elsewhere=64) == 20
+    assert mixers._chunk_tokens(None, long[:, :1], cpu=32, elsewhere=64) == 1
+    assert mixers._chunk_tokens(16, long, cpu=32, elsewhere=64) == 16  # asked for: kept as it is
+    assert mixers._chunk_tokens(64, short, cpu=32, elsewhere=64) == 64
 
 
 def test_full_attention_sees_later_tokens():

@@ -92,6 +92,18 @@ def _chunks(x, size):
     return x.reshape(x.shape[0], -1, size, *x.shape[2:]).transpose(2, 3)
 
 
+def _chunk_tokens(chunk_size, x, cpu, elsewhere):
+    """Tokens per chunk of a chunked scan over x [B, L, ...]: chunk_size when given; else the
+    device's default (`cpu` on the CPU, `elsewhere` on other devices), but no more than L,
+    where a longer chunk would only compute on padding. The CPU defaults come from
+    benchmarks/sweep_torch_chunks.py at the CPU ladder's shapes; elsewhere they are the
+    earlier ones, not yet measured on a GPU (where the Triton kernels, with chunks of their
+    own, are the fast path). The result is the same up to rounding whatever the chunk."""
+    if chunk_size is not None:
+        return chunk_size
+    return max(1, min(cpu if x.device.type == "cpu" else elsewhere, x.shape[1]))
+
+
 def _unchunk(x, length):
     """[B, n, H, size, D] -> [B, length, H, D], without the padding."""
     x = x.transpose(2, 3)
@@ -198,7 +210,7 @@ def _chunk_gated_delta_rule(q, k, v, g, beta, chunk_size):
 # -------------------------------------------------------------------- linear attention
 
 
-def retention(q, k, v, *, chunk_size=64):
+def retention(q, k, v, *, chunk_size=None):
     """RetNet's multi-scale retention (Sun et al. 2023), chunked:
     o_t = sum_{s <= t} gamma_h^(t - s) (q_t . k_s / sqrt(K)) v_s with
     gamma_h = 1 - 2^(-5 - h) for head h, as in the paper, torchscale and
@@ -206,7 +218,8 @@ def retention(q, k, v, *, chunk_size=64):
     batch, length, heads, size = q.shape
     h = torch.arange(heads, dtype=torch.promote_types(q.dtype, torch.float32), device=q.device)
     log_gamma = torch.log1p(-torch.exp2(-5 - h))  # in the scan's precision, not bfloat16's
-    return _chunk_scalar_decay(q / math.sqrt(size), k, v, log_gamma.expand(batch, length, heads), chunk_size)
+    return _chunk_scalar_decay(q / math.sqrt(size), k, v, log_gamma.expand(batch, length, heads),
+                               _chunk_tokens(chunk_size, v, cpu=32, elsewhere=64))
 
 
 def retention_reference(q, k, v):
@@ -221,10 +234,10 @@ def retention_reference(q, k, v):
     return torch.stack(out, 1)
 
 
-def gla(q, k, v, g, *, chunk_size=16):
+def gla(q, k, v, g, *, chunk_size=None):
     """Gated linear attention (Yang et al. 2024), chunked: S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t,
     o_t = q_t S_t / sqrt(K), with g <= 0 a log-decay per key channel."""
-    return _chunk_channel_decay(q / math.sqrt(q.shape[-1]), k, v, g, chunk_size)
+    return _chunk_channel_decay(q / math.sqrt(q.shape[-1]), k, v, g, _chunk_tokens(chunk_size, v, cpu=8, elsewhere=16))
 
 
 def gla_reference(q, k, v, g):
@@ -238,11 +251,12 @@ def gla_reference(q, k, v, g):
     return torch.stack(out, 1)
 
 
-def gated_delta_rule(q, k, v, g, beta, *, chunk_size=64):
+def gated_delta_rule(q, k, v, g, beta, *, chunk_size=None):
     """Gated delta rule (Yang, Kautz & Hatamizadeh 2025), chunked:
     S_t = exp(g_t) (I - beta_t k_t^T k_t) S_{t-1} + beta_t k_t^T v_t (K x V, keys to values),
     o_t = q_t S_t / sqrt(K); g <= 0 a log-decay per head, beta in (0, 1)."""
-    return _chunk_gated_delta_rule(q / math.sqrt(q.shape[-1]), k, v, g, beta, chunk_size)
+    return _chunk_gated_delta_rule(q / math.sqrt(q.shape[-1]), k, v, g, beta,
+                                   _chunk_tokens(chunk_size, v, cpu=32, elsewhere=64))
 
 
 def gated_delta_rule_reference(q, k, v, g, beta):
@@ -258,9 +272,10 @@ def gated_delta_rule_reference(q, k, v, g, beta):
     return torch.stack(out, 1)
 
 
-def delta_rule(q, k, v, beta, *, chunk_size=64):
+def delta_rule(q, k, v, beta, *, chunk_size=None):
     """Delta rule (DeltaNet), chunked: the gated delta rule without decay (g = 0)."""
-    return _chunk_gated_delta_rule(q / math.sqrt(q.shape[-1]), k, v, torch.zeros_like(beta), beta, chunk_size)
+    return _chunk_gated_delta_rule(q / math.sqrt(q.shape[-1]), k, v, torch.zeros_like(beta), beta,
+                                   _chunk_tokens(chunk_size, v, cpu=32, elsewhere=64))
 
 
 def delta_rule_reference(q, k, v, beta):
@@ -288,7 +303,7 @@ class ssd(nn.Module):
     inverse softplus of a dt log-uniform in [0.001, 0.1], D = 1.
     """
 
-    def __init__(self, H: int, P: int, G: int, N: int, chunk_size: int = 64):
+    def __init__(self, H: int, P: int, G: int, N: int, chunk_size: int | None = None):
         super().__init__()
         self.chunk_size = chunk_size
         self.A_log, self.dt_bias, self.D = _ssd_parameters(H)
@@ -298,7 +313,8 @@ class ssd(nn.Module):
         heads_per_group = x.shape[2] // B.shape[2]
         B, C = B.repeat_interleave(heads_per_group, dim=2), C.repeat_interleave(heads_per_group, dim=2)
         # linear attention with queries C, keys B, values dt x and log-decay dt A
-        y = _chunk_scalar_decay(C, B, x * dt[..., None], -torch.exp(self.A_log) * dt, self.chunk_size)
+        y = _chunk_scalar_decay(C, B, x * dt[..., None], -torch.exp(self.A_log) * dt,
+                                _chunk_tokens(self.chunk_size, x, cpu=32, elsewhere=64))
         return y + self.D[:, None] * x
 
 
@@ -329,7 +345,7 @@ class wkv6(nn.Module):
     to 0 over the channels plus a +-0.1 zigzag.
     """
 
-    def __init__(self, H: int, K: int, V: int, chunk_size: int = 16):
+    def __init__(self, H: int, K: int, V: int, chunk_size: int | None = None):
         super().__init__()
         self.chunk_size = chunk_size
         n = torch.arange(H * K)
@@ -337,7 +353,8 @@ class wkv6(nn.Module):
         self.u = nn.Parameter(u.reshape(H, K))
 
     def forward(self, r, k, v, w):
-        o = _chunk_channel_decay(r, k, v, -torch.exp(w), self.chunk_size, exclusive=True)
+        o = _chunk_channel_decay(r, k, v, -torch.exp(w), _chunk_tokens(self.chunk_size, v, cpu=8, elsewhere=16),
+                                 exclusive=True)
         # the current token comes in through the bonus, not through the state
         return o + (r * self.u * k).sum(-1, keepdim=True) * v
 
@@ -434,10 +451,10 @@ class ttt_linear_reference(ttt_linear):
 # ------------------------------------------------------------------------------ registry
 
 _HERE = "genesys_primitives.torch_ops.mixers:"
-_SCAN = tuple(_HERE + name for name in ("_segsum", "_chunks", "_unchunk", "_chunk_starts"))
+_SCAN = tuple(_HERE + name for name in ("_segsum", "_chunks", "_chunk_tokens", "_unchunk", "_chunk_starts"))
 _SCALAR = _SCAN + (_HERE + "_chunk_scalar_decay",)
 _CHANNEL = _SCAN + (_HERE + "_chunk_channel_decay",)
-_DELTA = (_HERE + "_segsum", _HERE + "_chunks", _HERE + "_unchunk", _HERE + "_chunk_gated_delta_rule")
+_DELTA = tuple(_HERE + name for name in ("_segsum", "_chunks", "_chunk_tokens", "_unchunk", "_chunk_gated_delta_rule"))
 _SDPA = (_HERE + "_grouped_sdpa",)
 _TTT = (_HERE + "_ttt_norm", _HERE + "_ttt_norm_l2_grad")
 
