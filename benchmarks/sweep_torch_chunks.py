@@ -13,7 +13,7 @@ plugins/genesys_primitives/torch_ops/mixers.py (`_chunk_tokens`) were chosen:
    cpu-xs, 16 of 128, as the rung's pretraining; `cpu-s`: 16 of 256), one forward pass
    records its mixer calls (benchmarks/profile_step.py's recorder), and each call is timed
    forward + backward in isolation at every `--chunks` size (rounds alternate between the
-   sizes; the median of `--rounds` after a warm-up). Prints ms per chunk size (a chunk
+   sizes; the median of `--rounds` after two warm-ups). Prints ms per chunk size (a chunk
    asked for is used as it is, padding included), at the default now, and at the previous
    defaults (64 tokens for the scalar decay and the delta rule, 16 for the per-channel
    decay, padded past the sequence when it was shorter), with the speed-up.
@@ -75,8 +75,9 @@ def chunk_of(call: Call, chunk: int | None) -> Callable:
 def median_ms(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
     """Each run's median time over `rounds`, the runs alternating (order reversed every other round)."""
     names = list(runs)
-    for name in names:  # warm-up
-        runs[name]()
+    for _ in range(2):  # warm-up: the first calls allocate what later ones reuse
+        for name in names:
+            runs[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names if r % 2 == 0 else reversed(names):

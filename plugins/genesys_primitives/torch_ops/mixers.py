@@ -136,9 +136,10 @@ def _chunk_scalar_decay(q, k, v, a, chunk_size):
     q, k, v, a = (_chunks(t.to(compute), chunk_size) for t in (q, k, v, a))
     seg = _segsum(a)  # [B, n, H, C, C]: log-decay from s to t
     o = (q @ k.transpose(-1, -2) * seg.exp()) @ v  # from the same chunk
-    to_end = seg[..., -1, :, None].exp()  # decay from each position to the chunk's end
-    starts = _chunk_starts(a.sum(-1).exp()[..., None, None], (k * to_end).transpose(-1, -2) @ v)
-    o = o + (q * a.cumsum(-1)[..., None].exp()) @ starts  # from earlier chunks
+    if q.shape[1] > 1:  # from earlier chunks (one chunk, as a short sequence is, has none)
+        to_end = seg[..., -1, :, None].exp()  # decay from each position to the chunk's end
+        starts = _chunk_starts(a.sum(-1).exp()[..., None, None], (k * to_end).transpose(-1, -2) @ v)
+        o = o + (q * a.cumsum(-1)[..., None].exp()) @ starts
     return _unchunk(o, length).to(dtype)
 
 
@@ -164,10 +165,11 @@ def _chunk_channel_decay(q, k, v, g, chunk_size, exclusive=False):
     # the decay differs per channel, so q_t . k_s is summed with it: a [C, C, K] product,
     # which is why these chunks are kept short
     o = (q[..., :, None, :] * k[..., None, :, :] * between.exp()).sum(-1) @ v
-    to_end = (to_t[..., -1:, :] - to_t).to(compute)  # from each position to the chunk's end
-    through = to_t[..., -1:, :].to(compute).exp().transpose(-1, -2)  # what survives the whole chunk
-    starts = _chunk_starts(through, (k * to_end.exp()).transpose(-1, -2) @ v)
-    o = o + (q * read_at.to(compute).exp()) @ starts
+    if q.shape[1] > 1:  # from earlier chunks (one chunk has none)
+        to_end = (to_t[..., -1:, :] - to_t).to(compute)  # from each position to the chunk's end
+        through = to_t[..., -1:, :].to(compute).exp().transpose(-1, -2)  # what survives the whole chunk
+        starts = _chunk_starts(through, (k * to_end.exp()).transpose(-1, -2) @ v)
+        o = o + (q * read_at.to(compute).exp()) @ starts
     return _unchunk(o, length).to(dtype)
 
 
