@@ -36,7 +36,7 @@ import triton.language as tl
 
 # the torch form (for tensors the kernels do not take), and the chunk walk's helpers GLA shares
 # with the scalar-decay kernels (the copied kernels find them by name)
-from ..torch_ops.mixers import _chunk_channel_decay
+from ..torch_ops.mixers import _chunk_channel_decay, _chunk_tokens
 from .chunked import (_chunked_dims, _chunked_dqk_over_v, _chunked_kernels_take, _chunked_load,
                       _chunked_load_state, _chunked_rows, _chunked_store, _chunked_store_state, _chunked_tile)
 
@@ -357,11 +357,12 @@ class _GlaChunked(torch.autograd.Function):
         return dq, dk, dv, dg.to(ctx.g_dtype), None
 
 
-def gla(q, k, v, g, *, chunk_size=16):
+def gla(q, k, v, g, *, chunk_size=None):
     """gla (see torch_ops.mixers.gla) by Triton kernels, in chunks of 64 with sub-chunks of 16
     whatever chunk_size says (the result is the same up to rounding). On a tensor the kernels
-    do not take (float64, or not CUDA), the torch form computes it."""
+    do not take (float64, or not CUDA), the torch form computes it, at its own chunks."""
     if not _chunked_kernels_take(v):
-        return _chunk_channel_decay(q / math.sqrt(q.shape[-1]), k, v, g, chunk_size)
+        return _chunk_channel_decay(q / math.sqrt(q.shape[-1]), k, v, g,
+                                    _chunk_tokens(chunk_size, v, cpu=8, elsewhere=16))
     # tl.dot takes one dtype: q and k in v's, which is also the output's (as in torch_ops)
     return _GlaChunked.apply(q.to(v.dtype), k.to(v.dtype), v, g, 1 / math.sqrt(q.shape[-1]))

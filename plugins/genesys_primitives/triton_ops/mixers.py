@@ -14,7 +14,7 @@ from .gla import gla  # noqa: F401 - this catalog module's primitives are found 
 from .ssd import _chunk_scalar_decay_triton
 
 
-def retention(q, k, v, *, chunk_size=64):
+def retention(q, k, v, *, chunk_size=None):
     """retention (see torch_ops.mixers.retention) by the scalar-decay Triton kernels of ssd.py."""
     batch, length, heads, size = q.shape
     h = torch.arange(heads, dtype=torch.promote_types(v.dtype, torch.float32), device=q.device)
@@ -28,7 +28,7 @@ def retention(q, k, v, *, chunk_size=64):
 _HERE = "genesys_primitives.triton_ops.mixers:"
 _SSD = "genesys_primitives.triton_ops.ssd:"
 _TORCH = "genesys_primitives.torch_ops.mixers:"
-_SCAN = tuple(_TORCH + name for name in ("_segsum", "_chunks", "_unchunk", "_chunk_starts"))  # the fallback
+_SCAN = tuple(_TORCH + name for name in ("_segsum", "_chunks", "_chunk_tokens", "_unchunk", "_chunk_starts"))  # the fallback
 _CHUNKED = tuple("genesys_primitives.triton_ops.chunked:" + name for name in (  # the chunk walk, shared
     "_chunked_rows", "_chunked_tile", "_chunked_load", "_chunked_load_qk", "_chunked_store", "_chunked_state",
     "_chunked_load_state", "_chunked_store_state", "_chunked_dqk_over_v", "_chunked_dims", "_chunked_forward",

@@ -41,7 +41,7 @@ from torch import nn
 
 # the torch form (for tensors the kernels do not take) and the chunk walk shared with GLA (the
 # copied kernels find these by name)
-from ..torch_ops.mixers import _chunk_scalar_decay, _ssd_parameters
+from ..torch_ops.mixers import _chunk_scalar_decay, _chunk_tokens, _ssd_parameters
 from .chunked import (_chunked_backward_dh_dv, _chunked_dims, _chunked_dqk_over_v, _chunked_forward,
                       _chunked_kernels_take, _chunked_load, _chunked_load_qk, _chunked_load_state, _chunked_rows,
                       _chunked_store, _chunked_store_state)
@@ -237,13 +237,14 @@ class _ChunkScalarDecay(torch.autograd.Function):
 
 def _chunk_scalar_decay_triton(q, k, v, a, scale, chunk_size):
     """The kernels' entry point: chunk sizes that are not a power of two in 16..128 (tl.dot
-    needs 16 or more rows; the torch form takes any) run at 64, which gives the same result.
-    On a tensor the kernels do not take (float64, or not CUDA), the torch form computes it."""
+    needs 16 or more rows; the torch form takes any), and None, run at 64, which gives the
+    same result. On a tensor the kernels do not take (float64, or not CUDA), the torch form
+    computes it, at its own chunks."""
     if not _chunked_kernels_take(v):
         heads_per_group = v.shape[2] // q.shape[2]
         q, k = q.repeat_interleave(heads_per_group, dim=2), k.repeat_interleave(heads_per_group, dim=2)
-        return _chunk_scalar_decay(q * scale, k, v, a, chunk_size)
-    if chunk_size < 16 or chunk_size > 128 or chunk_size & (chunk_size - 1):
+        return _chunk_scalar_decay(q * scale, k, v, a, _chunk_tokens(chunk_size, v, cpu=32, elsewhere=64))
+    if chunk_size is None or chunk_size < 16 or chunk_size > 128 or chunk_size & (chunk_size - 1):
         chunk_size = 64
     return _ChunkScalarDecay.apply(q, k, v, a, scale, chunk_size)
 
@@ -253,7 +254,7 @@ class ssd(nn.Module):
     way) with the chunk scan in Triton; B and C are read per group, never repeated per head.
     softplus(dt + dt_bias), A = -exp(A_log), dt x and D x stay elementwise torch ops."""
 
-    def __init__(self, H: int, P: int, G: int, N: int, chunk_size: int = 64):
+    def __init__(self, H: int, P: int, G: int, N: int, chunk_size: int | None = None):
         super().__init__()
         self.chunk_size = chunk_size
         self.A_log, self.dt_bias, self.D = _ssd_parameters(H)
