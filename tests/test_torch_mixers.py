@@ -270,12 +270,14 @@ def test_scans_choose_their_chunk_by_device_and_never_pad_past_the_sequence():
     so the default is the device's fastest, and a sequence shorter than it is one chunk; a
     chunk asked for is used as it is."""
     long, short = torch.zeros(2, 100, 3), torch.zeros(2, 20, 3)
-    assert mixers._chunk_tokens(None, long, cpu=32, elsewhere=64) == 32
-    assert mixers._chunk_tokens(None, long.to("meta"), cpu=32, elsewhere=64) == 64
-    assert mixers._chunk_tokens(None, short, cpu=32, elsewhere=64) == 20
-    assert mixers._chunk_tokens(None, long[:, :1], cpu=32, elsewhere=64) == 1
-    assert mixers._chunk_tokens(16, long, cpu=32, elsewhere=64) == 16  # asked for: kept as it is
-    assert mixers._chunk_tokens(64, short, cpu=32, elsewhere=64) == 64
+    assert mixers._chunk_tokens(None, long) == 32
+    assert mixers._chunk_tokens(None, long, per_channel=True) == 8
+    assert mixers._chunk_tokens(None, long.to("meta")) == 64
+    assert mixers._chunk_tokens(None, long.to("meta"), per_channel=True) == 16
+    assert mixers._chunk_tokens(None, short) == 20
+    assert mixers._chunk_tokens(None, long[:, :1]) == 1
+    assert mixers._chunk_tokens(16, long) == 16  # asked for: kept as it is
+    assert mixers._chunk_tokens(64, short) == 64
 
 
 def test_full_attention_sees_later_tokens():

@@ -92,16 +92,21 @@ def _chunks(x, size):
     return x.reshape(x.shape[0], -1, size, *x.shape[2:]).transpose(2, 3)
 
 
-def _chunk_tokens(chunk_size, x, cpu, elsewhere):
+def _chunk_tokens(chunk_size, x, per_channel=False):
     """Tokens per chunk of a chunked scan over x [B, L, ...]: chunk_size when given; else the
-    device's default (`cpu` on the CPU, `elsewhere` on other devices), but no more than L,
-    where a longer chunk would only compute on padding. The CPU defaults come from
-    benchmarks/sweep_torch_chunks.py at the CPU ladder's shapes; elsewhere they are the
-    earlier ones, not yet measured on a GPU (where the Triton kernels, with chunks of their
-    own, are the fast path). The result is the same up to rounding whatever the chunk."""
+    device's default, but no more than L, where a longer chunk would only compute on padding.
+    The defaults: 32 tokens on the CPU, 8 for a per-channel decay (its [C, C, K] products
+    grow with the chunk), chosen with benchmarks/sweep_torch_chunks.py at the CPU ladder's
+    shapes; on other devices the earlier 64 and 16, not yet measured there (on a GPU the
+    Triton kernels, with chunks of their own, are the fast path). The result is the same up
+    to rounding whatever the chunk."""
     if chunk_size is not None:
         return chunk_size
-    return max(1, min(cpu if x.device.type == "cpu" else elsewhere, x.shape[1]))
+    if x.device.type == "cpu":
+        default = 8 if per_channel else 32
+    else:
+        default = 16 if per_channel else 64
+    return max(1, min(default, x.shape[1]))
 
 
 def _unchunk(x, length):
@@ -221,7 +226,7 @@ def retention(q, k, v, *, chunk_size=None):
     h = torch.arange(heads, dtype=torch.promote_types(q.dtype, torch.float32), device=q.device)
     log_gamma = torch.log1p(-torch.exp2(-5 - h))  # in the scan's precision, not bfloat16's
     return _chunk_scalar_decay(q / math.sqrt(size), k, v, log_gamma.expand(batch, length, heads),
-                               _chunk_tokens(chunk_size, v, cpu=32, elsewhere=64))
+                               _chunk_tokens(chunk_size, v))
 
 
 def retention_reference(q, k, v):
@@ -239,7 +244,7 @@ def retention_reference(q, k, v):
 def gla(q, k, v, g, *, chunk_size=None):
     """Gated linear attention (Yang et al. 2024), chunked: S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t,
     o_t = q_t S_t / sqrt(K), with g <= 0 a log-decay per key channel."""
-    return _chunk_channel_decay(q / math.sqrt(q.shape[-1]), k, v, g, _chunk_tokens(chunk_size, v, cpu=8, elsewhere=16))
+    return _chunk_channel_decay(q / math.sqrt(q.shape[-1]), k, v, g, _chunk_tokens(chunk_size, v, per_channel=True))
 
 
 def gla_reference(q, k, v, g):
@@ -257,8 +262,7 @@ def gated_delta_rule(q, k, v, g, beta, *, chunk_size=None):
     """Gated delta rule (Yang, Kautz & Hatamizadeh 2025), chunked:
     S_t = exp(g_t) (I - beta_t k_t^T k_t) S_{t-1} + beta_t k_t^T v_t (K x V, keys to values),
     o_t = q_t S_t / sqrt(K); g <= 0 a log-decay per head, beta in (0, 1)."""
-    return _chunk_gated_delta_rule(q / math.sqrt(q.shape[-1]), k, v, g, beta,
-                                   _chunk_tokens(chunk_size, v, cpu=32, elsewhere=64))
+    return _chunk_gated_delta_rule(q / math.sqrt(q.shape[-1]), k, v, g, beta, _chunk_tokens(chunk_size, v))
 
 
 def gated_delta_rule_reference(q, k, v, g, beta):
@@ -277,7 +281,7 @@ def gated_delta_rule_reference(q, k, v, g, beta):
 def delta_rule(q, k, v, beta, *, chunk_size=None):
     """Delta rule (DeltaNet), chunked: the gated delta rule without decay (g = 0)."""
     return _chunk_gated_delta_rule(q / math.sqrt(q.shape[-1]), k, v, torch.zeros_like(beta), beta,
-                                   _chunk_tokens(chunk_size, v, cpu=32, elsewhere=64))
+                                   _chunk_tokens(chunk_size, v))
 
 
 def delta_rule_reference(q, k, v, beta):
@@ -315,8 +319,7 @@ class ssd(nn.Module):
         heads_per_group = x.shape[2] // B.shape[2]
         B, C = B.repeat_interleave(heads_per_group, dim=2), C.repeat_interleave(heads_per_group, dim=2)
         # linear attention with queries C, keys B, values dt x and log-decay dt A
-        y = _chunk_scalar_decay(C, B, x * dt[..., None], -torch.exp(self.A_log) * dt,
-                                _chunk_tokens(self.chunk_size, x, cpu=32, elsewhere=64))
+        y = _chunk_scalar_decay(C, B, x * dt[..., None], -torch.exp(self.A_log) * dt, _chunk_tokens(self.chunk_size, x))
         return y + self.D[:, None] * x
 
 
@@ -355,7 +358,7 @@ class wkv6(nn.Module):
         self.u = nn.Parameter(u.reshape(H, K))
 
     def forward(self, r, k, v, w):
-        o = _chunk_channel_decay(r, k, v, -torch.exp(w), _chunk_tokens(self.chunk_size, v, cpu=8, elsewhere=16),
+        o = _chunk_channel_decay(r, k, v, -torch.exp(w), _chunk_tokens(self.chunk_size, v, per_channel=True),
                                  exclusive=True)
         # the current token comes in through the bonus, not through the state
         return o + (r * self.u * k).sum(-1, keepdim=True) * v

@@ -363,6 +363,6 @@ def gla(q, k, v, g, *, chunk_size=None):
     do not take (float64, or not CUDA), the torch form computes it, at its own chunks."""
     if not _chunked_kernels_take(v):
         return _chunk_channel_decay(q / math.sqrt(q.shape[-1]), k, v, g,
-                                    _chunk_tokens(chunk_size, v, cpu=8, elsewhere=16))
+                                    _chunk_tokens(chunk_size, v, per_channel=True))
     # tl.dot takes one dtype: q and k in v's, which is also the output's (as in torch_ops)
     return _GlaChunked.apply(q.to(v.dtype), k.to(v.dtype), v, g, 1 / math.sqrt(q.shape[-1]))

@@ -28,7 +28,8 @@ def retention(q, k, v, *, chunk_size=None):
 _HERE = "genesys_primitives.triton_ops.mixers:"
 _SSD = "genesys_primitives.triton_ops.ssd:"
 _TORCH = "genesys_primitives.torch_ops.mixers:"
-_SCAN = tuple(_TORCH + name for name in ("_segsum", "_chunks", "_chunk_tokens", "_unchunk", "_chunk_starts"))  # the fallback
+_SCAN = tuple(_TORCH + name for name in (  # the fallback
+    "_segsum", "_chunks", "_chunk_tokens", "_unchunk", "_chunk_starts"))
 _CHUNKED = tuple("genesys_primitives.triton_ops.chunked:" + name for name in (  # the chunk walk, shared
     "_chunked_rows", "_chunked_tile", "_chunked_load", "_chunked_load_qk", "_chunked_store", "_chunked_state",
     "_chunked_load_state", "_chunked_store_state", "_chunked_dqk_over_v", "_chunked_dims", "_chunked_forward",

@@ -243,7 +243,7 @@ def _chunk_scalar_decay_triton(q, k, v, a, scale, chunk_size):
     if not _chunked_kernels_take(v):
         heads_per_group = v.shape[2] // q.shape[2]
         q, k = q.repeat_interleave(heads_per_group, dim=2), k.repeat_interleave(heads_per_group, dim=2)
-        return _chunk_scalar_decay(q * scale, k, v, a, _chunk_tokens(chunk_size, v, cpu=32, elsewhere=64))
+        return _chunk_scalar_decay(q * scale, k, v, a, _chunk_tokens(chunk_size, v))
     if chunk_size is None or chunk_size < 16 or chunk_size > 128 or chunk_size & (chunk_size - 1):
         chunk_size = 64
     return _ChunkScalarDecay.apply(q, k, v, a, scale, chunk_size)
