@@ -72,11 +72,19 @@ def configurations():
     return list(itertools.product(TOKENS, CHANNELS, WARPS))
 
 
-def sweep(convs, batch: int, length: int, width: int) -> None:
-    from triton.runtime.errors import OutOfResources
+def gpu_milliseconds(fn: Callable[[], object]) -> float:
     from triton.testing import do_bench
 
-    x, weight, bias = conv_inputs(batch, length, width, "cuda", torch.bfloat16)
+    return do_bench(fn, **DO_BENCH)
+
+
+def sweep(convs, batch: int, length: int, width: int, device: str = "cuda", dtype: torch.dtype = torch.bfloat16,
+          timer: Callable[[Callable[[], object]], float] = gpu_milliseconds) -> None:
+    """Print the timings of every launch choice at one shape (the timer and device are
+    parameters so that the loop can be tried on the CPU with a stand-in timer)."""
+    from triton.runtime.errors import OutOfResources
+
+    x, weight, bias = conv_inputs(batch, length, width, device, dtype)
     dy = torch.randn_like(x)
     shipped = convs._causal_conv_launch
 
@@ -87,16 +95,16 @@ def sweep(convs, batch: int, length: int, width: int) -> None:
         y = make()
         return lambda: torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True)
 
-    reference = {"fwd": do_bench(lambda: torch_conv(x, weight, bias), **DO_BENCH),
-                 "bwd": do_bench(backward_of(lambda: torch_conv(x, weight, bias)), **DO_BENCH)}
-    print(f"\ncausal_conv B={batch} L={length} W={width} K={TAPS}, bfloat16: "
+    reference = {"fwd": timer(lambda: torch_conv(x, weight, bias)),
+                 "bwd": timer(backward_of(lambda: torch_conv(x, weight, bias)))}
+    print(f"\ncausal_conv B={batch} L={length} W={width} K={TAPS}, {str(dtype).removeprefix('torch.')}: "
           f"torch fwd {reference['fwd']:.4f} ms, bwd {reference['bwd']:.4f} ms")
     for direction, backward in (("fwd", False), ("bwd", True)):
         rows = []
         for choice in configurations():
             convs._causal_conv_launch = launch_with(convs, choice, backward)
             try:
-                ms = do_bench(backward_of(forward) if backward else forward, **DO_BENCH)
+                ms = timer(backward_of(forward) if backward else forward)
             except OutOfResources as err:  # too much shared memory or too many registers: say so, go on
                 print(f"  {direction} tokens={choice[0]} channels={choice[1]} warps={choice[2]}: "
                       f"{type(err).__name__}: {str(err).splitlines()[0][:120]}")

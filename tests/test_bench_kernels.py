@@ -9,6 +9,7 @@ import re
 import sys
 
 import pytest
+import torch
 from paths import ROOT, load_script
 
 pytest.importorskip("triton", reason="triton is not installed (pip install -c constraints.txt -e '.[triton]')")
@@ -131,3 +132,21 @@ def test_the_conv_sweep_check_fails_on_a_wrong_result(conv_sweep, monkeypatch, c
     assert conv_sweep.main() == 1
     out = capsys.readouterr().out
     assert "FAIL fwd (16, 64, 4): output off by" in out and "FAIL: 2 launch choices" in out
+
+
+def test_the_conv_sweep_times_every_choice_and_marks_the_shipped_one(conv_sweep, capsys):
+    from genesys_dsl.compile.backends import interpreter
+
+    calls = []
+
+    def one_call(fn):  # a stand-in for do_bench: run once, count
+        fn()
+        calls.append(fn)
+        return 1.0 + len(calls) / 1000
+
+    with interpreter("genesys_primitives.triton_ops"):
+        from genesys_primitives.triton_ops import convs
+        conv_sweep.sweep(convs, 1, 40, 72, device="cpu", dtype=torch.float32, timer=one_call)
+    out = capsys.readouterr().out
+    assert len(calls) == 2 + 2 * len(conv_sweep.configurations())  # torch's two, then every choice both ways
+    assert out.count("<- shipped") == 2 and "causal_conv B=1 L=40 W=72 K=4, float32" in out
