@@ -1,7 +1,7 @@
 """What the compiler gives each Triton kernel, per launch at the seeds' shapes: registers per
 thread, spilled bytes and shared memory, for a GPU architecture, without a GPU.
 
-    .venv/bin/python benchmarks/kernel_resources.py [--scales 14M 125M] [--arch 90] [--kernels gla ssd]
+    .venv/bin/python benchmarks/kernel_resources.py [--scales 14M 125M] [--arch 90] [--kernels gla ssd] [--strict]
 
 Every kernel launch the built-in Triton implementations make for the seed designs at each
 scale (the host code's own block sizes, warps and stages: see
@@ -9,7 +9,9 @@ plugins/genesys_primitives/triton_ops/launches.py) is compiled for sm_<arch> thr
 bundled ptxas, which is rerun with -v on the PTX and the flags triton uses; shared memory is
 what triton allocates per program. Static figures from the compiler, not measurements:
 occupancy and speed need a GPU (bench_kernels.py). A kernel that spills registers to local
-memory is flagged SPILLS; the script exits 1 if any does, so it can gate a kernel change.
+memory is flagged SPILLS. Spilling is a hint, not a verdict: causal_conv's backward spills
+at the tiles that timed fastest on an H200 (benchmarks/sweep_conv_tiles.py). With --strict
+the script exits 1 if any kernel spills, to gate a change that should not.
 Launches that compile alike at several call sites are listed once, under the first.
 """
 
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90 (H100), 80 (A100)")
     parser.add_argument("--kernels", nargs="+", default=None,
                         help="only kernels whose name contains one of these words (e.g. gla ssd)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a kernel spills registers")
     args = parser.parse_args(argv)
     try:
         for name in args.scales:
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {launch.name:30s} {sizes:58s} {c['num_warps']:5d} {c['num_stages']:6d} {res.registers:5d}"
                   f" {spill:>11s} {res.shared / 1024:8.1f}  {launch.site.split(' in ', 1)[-1]}{flag}")
     print(f"\n{'kernels that spill: ' + ', '.join(spilling) if spilling else 'no kernel spills'}")
-    return 1 if spilling else 0
+    return 1 if spilling and args.strict else 0
 
 
 if __name__ == "__main__":

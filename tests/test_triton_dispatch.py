@@ -188,6 +188,15 @@ def test_environment_variable_selects_the_backend(design, monkeypatch):
     assert "@triton.jit" in compile_source(design, backend="triton")  # an argument beats the variable
 
 
+def test_no_backend_given_means_auto_kernels_on_a_gpu_torch_elsewhere(design, monkeypatch):
+    monkeypatch.delenv(backends.ENV, raising=False)
+    monkeypatch.setattr(backends, "cuda_available", lambda: True)
+    assert compile_source(design, "cpu-xs") == compile_source(design, "cpu-xs", backend="auto")
+    assert "@triton.jit" in compile_source(design, "cpu-xs")
+    monkeypatch.setattr(backends, "cuda_available", lambda: False)
+    assert compile_source(design, "cpu-xs") == compile_source(design, "cpu-xs", backend="torch")
+
+
 def test_unknown_backend_names_the_ones_there_are(design, monkeypatch):
     assert BACKENDS == ("auto", "torch", "triton")
     with pytest.raises(BackendError, match=r"unknown backend 'cuda'; available: auto, torch, triton"):

@@ -135,10 +135,11 @@ def conv_pair(convs, W, kernel, dtype=torch.float32, seed=0):
     return fast.to(DEVICE, dtype), slow.to(DEVICE, dtype)
 
 
-# lengths over one time tile (64) and not a multiple of it, channels over one channel
-# tile (128), a single token, batch > 1
-@pytest.mark.parametrize("batch,length,width,kernel", [(2, 37, 48, 4), (3, 70, 130, 3), (2, 1, 5, 2),
-                                                       (1, 9, 8, 16)])
+# lengths over one time tile (64) and not a multiple of it, one channel tile padded past
+# its channels (130 of 256), channels over 256 (tiles of 128, the last one partial), a
+# single token, batch > 1
+@pytest.mark.parametrize("batch,length,width,kernel", [(2, 37, 48, 4), (3, 70, 130, 3), (2, 9, 300, 4),
+                                                       (2, 1, 5, 2), (1, 9, 8, 16)])
 def test_causal_conv_matches_torch(kernels, batch, length, width, kernel):
     _, convs = kernels
     fast, slow = conv_pair(convs, width, kernel)

@@ -67,10 +67,16 @@ def _causal_conv_bwd_kernel(X, WEIGHT, DY, DX, DW, L, C,
 
 
 def _causal_conv_launch(L, C, backward):
-    """(tokens, channels, warps) of a program: tiles of up to 64 tokens by up to 128 channels;
-    8 warps backward, where four such float32 tiles live at once and spill from 4 warps'
-    registers (benchmarks/kernel_resources.py shows it; benchmarks/sweep_conv_tiles.py times others)."""
-    return min(64, triton.next_power_of_2(L)), min(128, triton.next_power_of_2(C)), 8 if backward else 4
+    """(tokens, channels, warps) of a program, forward or backward: 64 tokens by every channel
+    with 8 warps up to 256 channels, else by 128 channels with 4 warps. Timed against the
+    others by benchmarks/sweep_conv_tiles.py on an H200 (docs/results.md): the fastest both
+    ways at Mamba-2's 14M and 125M widths (256 and 1536), though the wide backward spills
+    registers (benchmarks/kernel_resources.py). The same both ways as measured; `backward`
+    lets the sweep vary one direction."""
+    tokens = min(64, triton.next_power_of_2(L))
+    if C <= 256:
+        return tokens, triton.next_power_of_2(C), 8
+    return tokens, 128, 4
 
 
 class _CausalConvFunction(torch.autograd.Function):
