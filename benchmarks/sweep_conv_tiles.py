@@ -22,7 +22,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from genesys_dsl.compile.backends import interpreter  # noqa: E402
-from genesys_dsl.scales import get_scale  # noqa: E402
+from genesys_dsl.scales import ConfigError, get_scale  # noqa: E402
 
 TOKENS = (16, 32, 64)
 CHANNELS = (64, 128, 256)
@@ -55,8 +56,10 @@ def torch_conv(x, weight, bias):
     return _causal_conv(x, weight, bias)
 
 
-def launch_with(convs, choice: tuple[int, int, int], for_backward: bool) -> Callable:
-    """`_causal_conv_launch` giving `choice` for one direction and the shipped one for the other."""
+@contextmanager
+def launching(convs, choice: tuple[int, int, int], for_backward: bool) -> Iterator[None]:
+    """Inside the block the kernels launch with `choice` in one direction, the shipped
+    choice in the other (`_causal_conv_launch` swapped, and put back after)."""
     shipped = convs._causal_conv_launch
 
     def launch(L, C, backward):
@@ -65,7 +68,11 @@ def launch_with(convs, choice: tuple[int, int, int], for_backward: bool) -> Call
         tokens, channels, warps = choice
         return min(tokens, convs.triton.next_power_of_2(L)), min(channels, convs.triton.next_power_of_2(C)), warps
 
-    return launch
+    convs._causal_conv_launch = launch
+    try:
+        yield
+    finally:
+        convs._causal_conv_launch = shipped
 
 
 def configurations():
@@ -86,7 +93,6 @@ def sweep(convs, batch: int, length: int, width: int, device: str = "cuda", dtyp
 
     x, weight, bias = conv_inputs(batch, length, width, device, dtype)
     dy = torch.randn_like(x)
-    shipped = convs._causal_conv_launch
 
     def forward():
         return convs._CausalConvFunction.apply(x, weight, bias)
@@ -102,17 +108,15 @@ def sweep(convs, batch: int, length: int, width: int, device: str = "cuda", dtyp
     for direction, backward in (("fwd", False), ("bwd", True)):
         rows = []
         for choice in configurations():
-            convs._causal_conv_launch = launch_with(convs, choice, backward)
             try:
-                ms = timer(backward_of(forward) if backward else forward)
+                with launching(convs, choice, backward):
+                    ms = timer(backward_of(forward) if backward else forward)
             except OutOfResources as err:  # too much shared memory or too many registers: say so, go on
                 print(f"  {direction} tokens={choice[0]} channels={choice[1]} warps={choice[2]}: "
                       f"{type(err).__name__}: {str(err).splitlines()[0][:120]}")
                 continue
-            finally:
-                convs._causal_conv_launch = shipped
             rows.append((ms, choice))
-        mine = shipped(length, width, backward)
+        mine = convs._causal_conv_launch(length, width, backward)
         print(f"  {direction}: {'tokens':>6}{'channels':>9}{'warps':>6}{'ms':>9}{'torch/ours':>11}")
         for ms, choice in sorted(rows)[:8] + [row for row in rows if row[1] == mine and row not in sorted(rows)[:8]]:
             mark = "  <- shipped" if choice == mine else ""
@@ -125,14 +129,11 @@ def check(convs) -> bool:
     dy = torch.randn_like(x)
     expected = torch_conv(x, weight, bias)
     expected_grads = torch.autograd.grad(expected, (x, weight, bias), dy)
-    shipped, failures = convs._causal_conv_launch, 0
+    failures = 0
     for backward, choice in itertools.product((False, True), configurations()):
-        convs._causal_conv_launch = launch_with(convs, choice, backward)
-        try:
+        with launching(convs, choice, backward):
             y = convs._CausalConvFunction.apply(x, weight, bias)
             grads = torch.autograd.grad(y, (x, weight, bias), dy)
-        finally:
-            convs._causal_conv_launch = shipped
         for name, got, want in zip(("output", "dx", "dw", "dbias"), (y, *grads), (expected, *expected_grads)):
             if not torch.allclose(got, want, rtol=1e-4, atol=1e-4):
                 failures += 1
@@ -141,12 +142,17 @@ def check(convs) -> bool:
     return not failures
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", nargs="+", default=["14M", "125M"], metavar="NAME")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--check", action="store_true", help="check every configuration on the CPU, small")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        scales = [get_scale(name) for name in args.scales]
+    except ConfigError as err:
+        print(f"sweep_conv_tiles: {err}", file=sys.stderr)
+        return 2
     torch.manual_seed(0)
     if args.check:
         with interpreter("genesys_primitives.triton_ops"):
@@ -158,8 +164,7 @@ def main() -> int:
     from genesys_primitives.triton_ops import convs
 
     print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, triton {convs.triton.__version__}")
-    for name in args.scales:
-        sc = get_scale(name)
+    for sc in scales:
         sweep(convs, args.batch, sc.context_length, 2 * sc.d_model)
     return 0
 

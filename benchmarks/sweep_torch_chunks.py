@@ -31,7 +31,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ def sweep_calls(seeds: list[str], shapes: list[str], chunks: list[int], rounds: 
                 params = list(call.owner.parameters()) if call.owner is not None else []
 
                 def timed(chunk):
-                    return forward_backward(chunk_of(call, chunk), call.args, call.kwargs, params, _no_autocast)
+                    return forward_backward(chunk_of(call, chunk), call.args, call.kwargs, params, nullcontext)
 
                 runs = {str(c): timed(c) for c in chunks}
                 runs["default"] = timed(None)
@@ -127,11 +127,6 @@ def sweep_calls(seeds: list[str], shapes: list[str], chunks: list[int], rounds: 
                 cells = "".join(f"{ms[str(c)]:>9.2f}" for c in chunks)
                 print(f"{seed:<16}{shape:<12}{call.label:<18}{cells}{ms['default']:>9.2f}{ms['previous']:>10.2f}"
                       f"{ms['previous'] / ms['default']:>9.2f}x")
-
-
-@contextmanager
-def _no_autocast() -> Iterator[None]:
-    yield
 
 
 @contextmanager
@@ -182,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-steps", action="store_true", help="skip the whole training steps")
     args = parser.parse_args(argv)
+    unknown = [seed for seed in args.seeds if not (ROOT / "specs" / f"{seed}.gab").is_file()]
+    if unknown:
+        known = sorted(path.stem for path in (ROOT / "specs").glob("*.gab"))
+        print(f"sweep_torch_chunks: no seed {', '.join(map(repr, unknown))} in specs/; seeds: {', '.join(known)}",
+              file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {args.threads} thread(s), CPU")

@@ -6,7 +6,6 @@ step with each backend. About 20 s. And benchmarks/profile_step.py, which shares
 training step out by primitive: it finds every primitive call and leaves the model as it was."""
 
 import re
-import sys
 
 import pytest
 import torch
@@ -117,9 +116,8 @@ def conv_sweep():
     yield from load_script("sweep_conv_tiles")
 
 
-def test_every_conv_tile_choice_of_the_sweep_matches_torch(conv_sweep, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["sweep_conv_tiles.py", "--check"])
-    assert conv_sweep.main() == 0
+def test_every_conv_tile_choice_of_the_sweep_matches_torch(conv_sweep, capsys):
+    assert conv_sweep.main(["--check"]) == 0
     out = capsys.readouterr().out
     assert f"ok: {2 * len(conv_sweep.configurations())} launch choices against torch" in out
 
@@ -128,8 +126,7 @@ def test_the_conv_sweep_check_fails_on_a_wrong_result(conv_sweep, monkeypatch, c
     right = conv_sweep.torch_conv
     monkeypatch.setattr(conv_sweep, "torch_conv", lambda x, weight, bias: right(x, weight, bias) * 1.01)
     monkeypatch.setattr(conv_sweep, "configurations", lambda: [(16, 64, 4)])
-    monkeypatch.setattr(sys, "argv", ["sweep_conv_tiles.py", "--check"])
-    assert conv_sweep.main() == 1
+    assert conv_sweep.main(["--check"]) == 1
     out = capsys.readouterr().out
     assert "FAIL fwd (16, 64, 4): output off by" in out and "FAIL: 2 launch choices" in out
 
@@ -150,3 +147,9 @@ def test_the_conv_sweep_times_every_choice_and_marks_the_shipped_one(conv_sweep,
     out = capsys.readouterr().out
     assert len(calls) == 2 + 2 * len(conv_sweep.configurations())  # torch's two, then every choice both ways
     assert out.count("<- shipped") == 2 and "causal_conv B=1 L=40 W=72 K=4, float32" in out
+    assert convs._causal_conv_launch.__name__ == "_causal_conv_launch"  # the shipped choice is back
+
+
+def test_the_conv_sweep_names_an_unknown_scale(conv_sweep, capsys):
+    assert conv_sweep.main(["--check", "--scales", "14m"]) == 2
+    assert "sweep_conv_tiles: " in capsys.readouterr().err

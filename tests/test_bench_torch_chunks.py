@@ -38,3 +38,9 @@ def test_previous_chunks_apply_inside_the_block_only(sweep):
     assert all(m.chunk_size is None for m in scans) and namespace == before
     torch.testing.assert_close(previous, now, rtol=1e-4, atol=1e-4)  # the chunk changes rounding only
     assert not torch.equal(previous, now)  # but it did change what ran
+
+
+def test_an_unknown_seed_is_named_with_the_ones_there_are(sweep, capsys):
+    assert sweep.main(["--seeds", "mamba3"]) == 2
+    err = capsys.readouterr().err
+    assert "no seed 'mamba3' in specs/" in err and "mamba2" in err
