@@ -10,7 +10,7 @@
 #            processes (gla, retention, ssd, the rest) of a quarter of the time each
 #   tiles    sweep_conv_tiles.py: causal_conv's launch choices timed against cuDNN
 #   loss     bench_loss.py --device cuda: the fused LM head + loss against the logits path,
-#            and its chunk sizes (the CUDA default chunk is not measured yet)
+#            and its chunk sizes (measured on an H200: docs/results.md)
 #   profile  profile_step.py: a step's time by primitive (off by default: done on an H100,
 #            docs/results.md; give it seconds to run it again)
 # A limit of 0 skips a stage: the defaults run the first three, which with the machine's
